@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ctrace kernel side: per-cgroup bitmaps of syscalls (per ABI) and capabilities, set with an
+ * atomic test-and-set; only a first sighting is sent to userspace over the ring buffer.
+ * Userspace clears the bitmaps every epoch so that continued use is seen again.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "event.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define TS_COMPAT 0x0002
+#define X32_SYSCALL_BIT 0x40000000ULL
+#define CAP_OPT_NOAUDIT (1U << 1)
+#define NR_EXECVE_X86_64 59
+#define NR_EXECVEAT_X86_64 322
+#define NR_EXECVE_I386 11
+#define NR_EXECVEAT_I386 358
+#define NR_EXECVE_X32 520
+#define NR_EXECVEAT_X32 545
+
+/* Chosen by userspace after probing the kernel (see src/kernel/probe.rs). */
+const volatile bool use_cgrp_storage = true;
+const volatile bool debug = false;
+
+/* Nothing is lost on a full ring buffer: the bit is rolled back and the miss counted. */
+__u64 ringbuf_misses = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ctrace_cgroup);
+} cgroup_storage SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ctrace_cgroup);
+} cgroup_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+static const struct ctrace_cgroup zero_state;
+
+/* Referenced so that their layouts reach BTF and the skeleton's Rust types. */
+struct ctrace_event _ctrace_event = {};
+struct ctrace_cgroup_event _ctrace_cgroup_event = {};
+
+static __always_inline struct ctrace_cgroup *current_state(void)
+{
+	if (use_cgrp_storage) {
+		struct task_struct *task = bpf_get_current_task_btf();
+
+		return bpf_cgrp_storage_get(&cgroup_storage, task->cgroups->dfl_cgrp, 0, 0);
+	}
+	__u64 id = bpf_get_current_cgroup_id();
+
+	return bpf_map_lookup_elem(&cgroup_hash, &id);
+}
+
+/* Sets `bit` in `*word`; sends an event only if this call set it first. */
+static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, __u8 abi,
+				  __u8 flags)
+{
+	if (__sync_fetch_and_or(word, bit) & bit)
+		return;
+
+	struct ctrace_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_and(word, ~bit);
+		__sync_fetch_and_add(&ringbuf_misses, 1);
+		return;
+	}
+	e->kind = kind;
+	e->nr = nr;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->boot_ns = bpf_ktime_get_boot_ns();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->abi = abi;
+	e->flags = flags;
+	e->pad[0] = 0;
+	e->pad[1] = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	if (debug)
+		bpf_printk("ctrace: cgroup %llu kind %u nr %u abi %u", e->cgroup_id, kind, nr, abi);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline bool is_execve(__u8 abi, __u64 nr)
+{
+	if (abi == CTRACE_ABI_I386)
+		return nr == NR_EXECVE_I386 || nr == NR_EXECVEAT_I386;
+	if (abi == CTRACE_ABI_X32)
+		return nr == NR_EXECVE_X32 || nr == NR_EXECVEAT_X32;
+	return nr == NR_EXECVE_X86_64 || nr == NR_EXECVEAT_X86_64;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
+{
+	struct ctrace_cgroup *st = current_state();
+	if (!st)
+		return 0;
+
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 nr = (__u64)id;
+	__u8 abi = CTRACE_ABI_X86_64;
+
+	if (task->thread_info.status & TS_COMPAT) {
+		abi = CTRACE_ABI_I386;
+	} else if (nr & X32_SYSCALL_BIT) {
+		abi = CTRACE_ABI_X32;
+		nr &= ~X32_SYSCALL_BIT;
+	}
+	if (nr >= CTRACE_SYSCALL_MAX)
+		return 0;
+
+	/* The runtime's init process runs in the cgroup until it execs the entrypoint. */
+	if (!st->exec_seen && is_execve(abi, nr))
+		st->exec_seen = 1;
+	__u32 phase = st->exec_seen ? 0 : 1;
+	__u8 flags = phase ? CTRACE_FLAG_INIT : 0;
+
+	sight(&st->phase[phase & 1].syscalls[abi][(nr / 64) & (CTRACE_SYSCALL_WORDS - 1)],
+	      1ULL << (nr & 63), CTRACE_KIND_SYSCALL, nr, abi, flags);
+	return 0;
+}
+
+static __always_inline void record_cap(int cap, int ret)
+{
+	if (cap < 0 || cap >= 64)
+		return;
+	struct ctrace_cgroup *st = current_state();
+	if (!st)
+		return;
+	__u32 phase = st->exec_seen ? 0 : 1;
+	__u8 flags = phase ? CTRACE_FLAG_INIT : 0;
+	struct ctrace_bits *bits = &st->phase[phase & 1];
+
+	if (ret == 0)
+		sight(&bits->caps_granted, 1ULL << cap, CTRACE_KIND_CAP_GRANTED, cap, 0, flags);
+	else
+		sight(&bits->caps_denied, 1ULL << cap, CTRACE_KIND_CAP_DENIED, cap, 0, flags);
+}
+
+/* Kernel 6.14+: a stable tracepoint with the result. It carries no `opts`. */
+SEC("tp_btf/cap_capable")
+int BPF_PROG(ctrace_cap_tracepoint, const struct cred *cred, struct user_namespace *target_ns,
+	     const struct user_namespace *capable_ns, int cap, int ret)
+{
+	record_cap(cap, ret);
+	return 0;
+}
+
+/* Older kernels with BPF trampolines: the result and `opts`, so audit-free probes are skipped. */
+SEC("fexit/cap_capable")
+int BPF_PROG(ctrace_cap_fexit, const struct cred *cred, struct user_namespace *target_ns, int cap,
+	     unsigned int opts, int ret)
+{
+	if (opts & CAP_OPT_NOAUDIT)
+		return 0;
+	record_cap(cap, ret);
+	return 0;
+}
+
+/* Last resort: no result is known at entry, so every audited check counts as granted. */
+SEC("kprobe/cap_capable")
+int BPF_KPROBE(ctrace_cap_kprobe, const struct cred *cred, struct user_namespace *target_ns,
+	       int cap, unsigned int opts)
+{
+	if (opts & CAP_OPT_NOAUDIT)
+		return 0;
+	record_cap(cap, 0);
+	return 0;
+}
+
+static __always_inline bool is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/*
+ * A container cgroup is tracked from its creation, before any process runs in it, so that a
+ * container living a few milliseconds is still recorded. Userspace confirms it (the container
+ * carries the label) or drops it.
+ */
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
+{
+	/* On a hybrid host every hierarchy makes the directory; keep the unified one (id 0). */
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
+
+	struct ctrace_cgroup_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&ringbuf_misses, 1);
+		return 0;
+	}
+	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), path) < 0)
+		goto discard;
+
+	/* Leaf name: <64 hex> (cgroupfs driver) or docker-<64 hex>.scope (systemd driver). */
+	__u32 leaf = 0;
+	for (__u32 i = 0; i < CTRACE_CGROUP_PATH_LEN; i++) {
+		char c = e->path[i];
+		if (c == 0)
+			break;
+		if (c == '/')
+			leaf = i + 1;
+	}
+	if (e->path[leaf & (CTRACE_CGROUP_PATH_LEN - 1)] == 'd' &&
+	    e->path[(leaf + 6) & (CTRACE_CGROUP_PATH_LEN - 1)] == '-')
+		leaf += 7;
+	for (__u32 i = 0; i < CTRACE_CONTAINER_ID_LEN; i++) {
+		char c = e->path[(leaf + i) & (CTRACE_CGROUP_PATH_LEN - 1)];
+		if (!is_hex(c))
+			goto discard;
+		e->container_id[i] = c;
+	}
+	char end = e->path[(leaf + CTRACE_CONTAINER_ID_LEN) & (CTRACE_CGROUP_PATH_LEN - 1)];
+	if (end != 0 && end != '.')
+		goto discard;
+
+	__u64 id = BPF_CORE_READ(cgrp, kn, id);
+	if (use_cgrp_storage) {
+		if (!bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+			goto discard;
+	} else if (bpf_map_update_elem(&cgroup_hash, &id, &zero_state, BPF_NOEXIST)) {
+		goto discard;
+	}
+
+	e->kind = CTRACE_KIND_CGROUP_NEW;
+	e->pad = 0;
+	e->cgroup_id = id;
+	e->boot_ns = bpf_ktime_get_boot_ns();
+	if (debug)
+		bpf_printk("ctrace: new container cgroup %llu %s", id, e->path);
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	return 0;
+discard:
+	bpf_ringbuf_discard(e, 0);
+	return 0;
+}
+
+/* Local storage dies with its cgroup; the hash needs this. */
+SEC("tp_btf/cgroup_rmdir")
+int BPF_PROG(ctrace_cgroup_rmdir, struct cgroup *cgrp, const char *path)
+{
+	if (use_cgrp_storage)
+		return 0;
+	__u64 id = BPF_CORE_READ(cgrp, kn, id);
+
+	bpf_map_delete_elem(&cgroup_hash, &id);
+	return 0;
+}

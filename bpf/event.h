@@ -1,0 +1,63 @@
+/* Layout shared by the kernel programs and userspace (src/kernel/event.rs mirrors it). */
+#ifndef CTRACE_EVENT_H
+#define CTRACE_EVENT_H
+
+#define CTRACE_ABI_X86_64 0
+#define CTRACE_ABI_I386 1
+#define CTRACE_ABI_X32 2
+#define CTRACE_ABI_COUNT 3
+
+/* Syscall numbers per ABI fit in 512 bits (x86_64 and i386 top out near 470). */
+#define CTRACE_SYSCALL_WORDS 8
+#define CTRACE_SYSCALL_MAX (CTRACE_SYSCALL_WORDS * 64)
+
+#define CTRACE_KIND_SYSCALL 1
+#define CTRACE_KIND_CAP_GRANTED 2
+#define CTRACE_KIND_CAP_DENIED 3
+#define CTRACE_KIND_CGROUP_NEW 4
+
+/* Set on sightings made before the container's first execve (runtime init, runc). */
+#define CTRACE_FLAG_INIT 1
+
+#define CTRACE_COMM_LEN 16
+#define CTRACE_CONTAINER_ID_LEN 64
+#define CTRACE_CGROUP_PATH_LEN 256
+
+/* Sightings of one phase (runtime init or application). */
+struct ctrace_bits {
+	__u64 syscalls[CTRACE_ABI_COUNT][CTRACE_SYSCALL_WORDS];
+	__u64 caps_granted;
+	__u64 caps_denied;
+};
+
+/* Per-cgroup state: cgroup local storage, or a hash keyed by cgroup id on older kernels. */
+struct ctrace_cgroup {
+	struct ctrace_bits phase[2]; /* [0] application, [1] runtime init */
+	__u32 exec_seen;             /* set by the first execve inside the cgroup */
+	__u32 pad;
+};
+
+/* One first sighting. kind selects the meaning of nr. */
+struct ctrace_event {
+	__u32 kind;
+	__u32 nr;     /* syscall number (in its ABI's table) or capability number */
+	__u64 cgroup_id;
+	__u64 boot_ns; /* bpf_ktime_get_boot_ns() */
+	__u32 pid;     /* thread-group id */
+	__u8 abi;
+	__u8 flags;
+	__u8 pad[2];
+	char comm[CTRACE_COMM_LEN];
+};
+
+/* A new container-like cgroup on the default hierarchy. */
+struct ctrace_cgroup_event {
+	__u32 kind; /* CTRACE_KIND_CGROUP_NEW */
+	__u32 pad;
+	__u64 cgroup_id;
+	__u64 boot_ns;
+	char container_id[CTRACE_CONTAINER_ID_LEN];
+	char path[CTRACE_CGROUP_PATH_LEN]; /* relative to the cgroup2 mount */
+};
+
+#endif

@@ -1,0 +1,21 @@
+use std::env;
+use std::path::PathBuf;
+
+use libbpf_cargo::SkeletonBuilder;
+
+const BPF_SRC: &str = "bpf/ctrace.bpf.c";
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    SkeletonBuilder::new()
+        .source(BPF_SRC)
+        // Atomic fetch-and-or with a result needs BPF ISA v3 (kernel 5.12+).
+        .clang_args(["-I", "bpf", "-mcpu=v3", "-Wall"])
+        .build_and_generate(out.join("ctrace.skel.rs"))
+        .expect("building the BPF skeleton (needs clang; see README)");
+    for f in [BPF_SRC, "bpf/event.h", "bpf/vmlinux.h"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    // Migrations are embedded with include_str!; rebuild when one is added or changed.
+    println!("cargo:rerun-if-changed=migrations");
+}

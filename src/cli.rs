@@ -1,0 +1,219 @@
+//! The command line, compatible with the original tool's (`trace`, `options`, `diff`,
+//! `requirements`, `capability`, `syscall`), plus store selections and `sql`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::abi::Abi;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctrace",
+    version,
+    about = "Record the system calls and capabilities Docker containers use; turn them into seccomp profiles and capability options",
+    long_about = "ctrace traces Docker containers labelled `ctrace.tracefile=NAME` with eBPF, keeps \
+                  what they use in SQLite, writes Tracefiles, and generates the tightest \
+                  `--cap-drop/--cap-add` options and seccomp profile that still let them run."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start tracing labelled containers (root): record into the store, write Tracefiles.
+    Trace(TraceArgs),
+    /// Generate run options and a seccomp profile from Tracefiles or the store.
+    Options(OptionsArgs),
+    /// Compare two Tracefiles or two store selections (exit 0 same, 1 different, 2 error).
+    Diff(DiffArgs),
+    /// Record the runtime's own needs (container start up to execve) as a Tracefile (root).
+    Requirements(RequirementsArgs),
+    /// Look up a capability by number or (partial) name; no query lists all.
+    Capability(LookupArgs),
+    /// Look up a system call by number or (partial) name; no query lists all.
+    Syscall(SyscallLookupArgs),
+    /// Run SQL on the store (read-only) and print the rows, tab-separated.
+    Sql(SqlArgs),
+}
+
+pub const DEFAULT_DB: &str = "data/ctrace.db";
+pub const DEFAULT_DATA: &str = "data";
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// SQLite store of everything recorded.
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Directory Tracefiles are written under (label values are relative to it).
+    #[arg(long, default_value = DEFAULT_DATA)]
+    pub data: PathBuf,
+    /// Include the runtime's container set-up (runc init, before the entrypoint's execve) in
+    /// Tracefiles. It is always recorded in the store, flagged.
+    #[arg(long)]
+    pub runc: bool,
+    /// Write kernel events to the trace pipe (/sys/kernel/tracing/trace_pipe).
+    #[arg(long)]
+    pub debug: bool,
+    /// How often per-container sightings are reset, so continued use is recorded again and
+    /// `--since` stays true (humantime: 30m, 1h, 1d).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub epoch: Duration,
+}
+
+/// Which recorded containers to use, and when.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Selection {
+    /// Only what was used since this long ago (humantime: 7d, 12h) or since an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only what was used before this long ago (humantime) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Containers whose ctrace.tracefile label is this value (repeatable).
+    #[arg(long = "label", value_name = "VALUE")]
+    pub labels: Vec<String>,
+    /// Containers with this name (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Containers of this image (repeatable).
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Containers with this id or id prefix (repeatable).
+    #[arg(long = "container", value_name = "ID")]
+    pub containers: Vec<String>,
+    /// Include the runtime-init phase (runc) in the selection.
+    #[arg(long)]
+    pub runc: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// `docker run` options.
+    Docker,
+    /// A docker-compose service snippet.
+    Compose,
+    /// A Kubernetes securityContext and a security-profiles-operator SeccompProfile.
+    K8s,
+    /// A machine-readable summary.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct OptionsArgs {
+    /// Path of the resulting seccomp profile.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Tracefiles, or directories searched recursively for them.
+    #[arg(value_name = "TRACEFILE")]
+    pub tracefiles: Vec<PathBuf>,
+    /// Read from the store instead of (or besides) Tracefiles.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// What to print.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: OutputFormat,
+    /// Do not add the runtime baseline (`ctrace requirements`).
+    #[arg(long)]
+    pub no_requirements: bool,
+    /// Use this requirements Tracefile as the runtime baseline instead of the cached one.
+    #[arg(long, value_name = "TRACEFILE")]
+    pub requirements: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Two Tracefiles; with --db, omit them and give --a-*/--b-* selections.
+    #[arg(value_name = "TRACEFILE", num_args = 0..=2)]
+    pub tracefiles: Vec<PathBuf>,
+    /// Compare two selections of the store.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Selection A (left, `-`): `--a-since 14d --a-until 7d --a-name web`.
+    #[command(flatten)]
+    pub a: SideA,
+    /// Selection B (right, `+`).
+    #[command(flatten)]
+    pub b: SideB,
+    /// Colour: auto (terminal), always, never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+macro_rules! side {
+    ($name:ident, $p:literal) => {
+        #[derive(Debug, Args, Clone, Default)]
+        pub struct $name {
+            #[arg(long = concat!($p, "-since"), value_name = "WHEN")]
+            pub since: Option<String>,
+            #[arg(long = concat!($p, "-until"), value_name = "WHEN")]
+            pub until: Option<String>,
+            #[arg(long = concat!($p, "-label"), value_name = "VALUE")]
+            pub labels: Vec<String>,
+            #[arg(long = concat!($p, "-name"), value_name = "NAME")]
+            pub names: Vec<String>,
+            #[arg(long = concat!($p, "-image"), value_name = "IMAGE")]
+            pub images: Vec<String>,
+            #[arg(long = concat!($p, "-container"), value_name = "ID")]
+            pub containers: Vec<String>,
+        }
+
+        impl From<$name> for Selection {
+            fn from(s: $name) -> Selection {
+                Selection {
+                    since: s.since,
+                    until: s.until,
+                    labels: s.labels,
+                    names: s.names,
+                    images: s.images,
+                    containers: s.containers,
+                    runc: false,
+                }
+            }
+        }
+    };
+}
+side!(SideA, "a");
+side!(SideB, "b");
+
+#[derive(Debug, Args)]
+pub struct RequirementsArgs {
+    /// Path of the requirements Tracefile.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Store that caches the baseline per Docker engine version.
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Record again even if the store has the baseline for this engine version.
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// Number or name (partial names list every match).
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyscallLookupArgs {
+    /// Number or name (partial names list every match).
+    pub query: Option<String>,
+    /// ABI whose table to use.
+    #[arg(long, default_value = "x86_64")]
+    pub abi: Abi,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The store.
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// The statement, e.g. "SELECT * FROM container_summary".
+    pub query: String,
+}

@@ -1,0 +1,8 @@
+//! One file per subcommand. Each returns the exit code on success; `main` prints errors.
+
+pub mod diff;
+pub mod lookup;
+pub mod options;
+pub mod requirements;
+pub mod sql;
+pub mod trace;

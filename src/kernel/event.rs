@@ -1,0 +1,146 @@
+//! Decoding ring-buffer records. The layouts come from bpf/event.h through the skeleton's
+//! generated types, so kernel and userspace share one definition.
+
+use crate::abi::Abi;
+use crate::kernel::skel::types;
+
+// SAFETY: these are `#[repr(C)]` structs of integers and byte arrays generated from BTF;
+// every bit pattern is a valid value, which is what `Plain` requires.
+unsafe impl plain::Plain for types::ctrace_event {}
+// SAFETY: as above.
+unsafe impl plain::Plain for types::ctrace_cgroup_event {}
+// SAFETY: as above.
+unsafe impl plain::Plain for types::ctrace_cgroup {}
+
+const KIND_SYSCALL: u32 = 1;
+const KIND_CAP_GRANTED: u32 = 2;
+const KIND_CAP_DENIED: u32 = 3;
+const KIND_CGROUP_NEW: u32 = 4;
+const FLAG_INIT: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Item {
+    Syscall { abi: Abi, nr: u32 },
+    CapGranted(u32),
+    CapDenied(u32),
+}
+
+/// A first sighting in one cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub cgroup_id: u64,
+    pub item: Item,
+    /// Runtime set-up (before the entrypoint's execve).
+    pub init: bool,
+    pub boot_ns: u64,
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// A container-like cgroup the kernel started tracking at `cgroup_mkdir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCgroup {
+    pub cgroup_id: u64,
+    pub container_id: String,
+    /// Relative to the cgroup2 mount.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Sighting(Sighting),
+    NewCgroup(NewCgroup),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("ring buffer record of {0} bytes is too short")]
+    Short(usize),
+    #[error("unknown event kind {0}")]
+    Kind(u32),
+    #[error("unknown ABI code {0}")]
+    Abi(u8),
+}
+
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn as_bytes(chars: &[std::ffi::c_char]) -> Vec<u8> {
+    chars.iter().map(|&c| c as u8).collect()
+}
+
+pub fn decode(data: &[u8]) -> Result<Event, DecodeError> {
+    let mut kind_bytes = [0u8; 4];
+    kind_bytes.copy_from_slice(data.get(..4).ok_or(DecodeError::Short(data.len()))?);
+    let kind = u32::from_ne_bytes(kind_bytes);
+    if kind == KIND_CGROUP_NEW {
+        let mut ev = types::ctrace_cgroup_event::default();
+        plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
+        return Ok(Event::NewCgroup(NewCgroup {
+            cgroup_id: ev.cgroup_id,
+            container_id: c_string(&as_bytes(&ev.container_id)),
+            path: c_string(&as_bytes(&ev.path)),
+        }));
+    }
+    let mut ev = types::ctrace_event::default();
+    plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
+    let item = match ev.kind {
+        KIND_SYSCALL => Item::Syscall {
+            abi: Abi::from_kernel(ev.abi).ok_or(DecodeError::Abi(ev.abi))?,
+            nr: ev.nr,
+        },
+        KIND_CAP_GRANTED => Item::CapGranted(ev.nr),
+        KIND_CAP_DENIED => Item::CapDenied(ev.nr),
+        other => return Err(DecodeError::Kind(other)),
+    };
+    Ok(Event::Sighting(Sighting {
+        cgroup_id: ev.cgroup_id,
+        item,
+        init: ev.flags & FLAG_INIT != 0,
+        boot_ns: ev.boot_ns,
+        pid: ev.pid,
+        comm: c_string(&as_bytes(&ev.comm)),
+    }))
+}
+
+/// Encodes a sighting the way the kernel does; benchmarks use it for synthetic load.
+pub fn encode(s: &Sighting) -> Vec<u8> {
+    let mut ev = types::ctrace_event {
+        cgroup_id: s.cgroup_id,
+        boot_ns: s.boot_ns,
+        pid: s.pid,
+        flags: if s.init { FLAG_INIT } else { 0 },
+        ..Default::default()
+    };
+    (ev.kind, ev.nr, ev.abi) = match s.item {
+        Item::Syscall { abi, nr } => (KIND_SYSCALL, nr, abi as u8),
+        Item::CapGranted(nr) => (KIND_CAP_GRANTED, nr, 0),
+        Item::CapDenied(nr) => (KIND_CAP_DENIED, nr, 0),
+    };
+    for (dst, src) in ev.comm.iter_mut().zip(s.comm.bytes().take(15)) {
+        *dst = src as std::ffi::c_char;
+    }
+    // SAFETY: `ev` is a plain `#[repr(C)]` value; viewing its bytes is sound.
+    unsafe { plain::as_bytes(&ev) }.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sightings_round_trip() {
+        let s = Sighting {
+            cgroup_id: 42,
+            item: Item::Syscall { abi: Abi::I386, nr: 39 },
+            init: true,
+            boot_ns: 7,
+            pid: 100,
+            comm: "busybox".into(),
+        };
+        assert_eq!(decode(&encode(&s)), Ok(Event::Sighting(s)));
+        assert_eq!(decode(&[1, 0]), Err(DecodeError::Short(2)));
+    }
+}

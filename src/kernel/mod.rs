@@ -1,0 +1,244 @@
+//! The kernel side as userspace sees it: load the programs, choose what this kernel supports,
+//! attach, and keep the per-cgroup state (track, untrack, reset each epoch).
+
+pub mod event;
+pub mod probe;
+
+use std::fs::File;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
+
+pub use probe::{CapSource, Features};
+
+#[allow(clippy::all, dead_code, non_camel_case_types, unused_imports)]
+pub mod skel {
+    include!(concat!(env!("OUT_DIR"), "/ctrace.skel.rs"));
+}
+use skel::{types, CtraceSkel, CtraceSkelBuilder};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Prerequisite(#[from] probe::PrerequisiteError),
+    #[error("loading the eBPF programs: {0}")]
+    Load(libbpf_rs::Error),
+    #[error("attaching {program}: {source}")]
+    Attach { program: &'static str, source: libbpf_rs::Error },
+    #[error("no way to observe capability checks on this kernel (tried: {0})")]
+    NoCapSource(String),
+    #[error("cgroup {id} ({path}): {source}")]
+    Cgroup { id: u64, path: PathBuf, source: std::io::Error },
+    #[error("cgroup {id}: updating its kernel state: {source}")]
+    State { id: u64, source: libbpf_rs::Error },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct KernelConfig {
+    /// Mirror events to the trace pipe.
+    pub debug: bool,
+}
+
+/// A cgroup as the kernel programs key it: local storage wants an open directory, the hash
+/// fallback its id (the directory's inode number).
+#[derive(Debug)]
+pub struct CgroupHandle {
+    pub id: u64,
+    pub path: PathBuf,
+    dir: File,
+}
+
+impl CgroupHandle {
+    pub fn open(path: PathBuf) -> Result<CgroupHandle, std::io::Error> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = File::open(&path)?;
+        let id = dir.metadata()?.ino();
+        Ok(CgroupHandle { id, path, dir })
+    }
+}
+
+pub struct Kernel {
+    skel: CtraceSkel<'static>,
+    cgroup_storage: bool,
+    cap_source: CapSource,
+    syscall_link: Option<Link>,
+    _links: Vec<Link>,
+}
+
+const STATE_SIZE: usize = size_of::<types::ctrace_cgroup>();
+
+fn leak_object() -> &'static mut MaybeUninit<OpenObject> {
+    // The skeleton borrows its object for as long as the programs run: the daemon's life.
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+impl Kernel {
+    /// Checks prerequisites, probes the kernel and loads the best programs it supports.
+    pub fn load(config: KernelConfig) -> Result<Kernel, KernelError> {
+        probe::check_prerequisites()?;
+        let features = probe::probe();
+        let mut tried = Vec::new();
+        for source in &features.cap_sources {
+            match Self::load_with(config, &features, *source) {
+                Ok(kernel) => return Ok(kernel),
+                Err(err) => {
+                    eprintln!("ctrace: {} unavailable ({err}); trying the next", source.describe());
+                    tried.push(source.describe());
+                }
+            }
+        }
+        Err(KernelError::NoCapSource(tried.join(", ")))
+    }
+
+    fn load_with(
+        config: KernelConfig,
+        features: &Features,
+        cap_source: CapSource,
+    ) -> Result<Kernel, KernelError> {
+        let mut open = CtraceSkelBuilder::default().open(leak_object()).map_err(KernelError::Load)?;
+        let rodata = open.maps.rodata_data.as_deref_mut().ok_or_else(|| {
+            KernelError::Load(libbpf_rs::Error::from(std::io::Error::other("no .rodata")))
+        })?;
+        rodata.use_cgrp_storage = features.cgroup_storage;
+        rodata.debug = config.debug;
+        if features.cgroup_storage {
+            open.maps.cgroup_hash.set_autocreate(false).map_err(KernelError::Load)?;
+            open.progs.ctrace_cgroup_rmdir.set_autoload(false);
+        } else {
+            open.maps.cgroup_storage.set_autocreate(false).map_err(KernelError::Load)?;
+        }
+        open.progs.ctrace_cap_tracepoint.set_autoload(cap_source == CapSource::Tracepoint);
+        open.progs.ctrace_cap_fexit.set_autoload(cap_source == CapSource::Fexit);
+        open.progs.ctrace_cap_kprobe.set_autoload(cap_source == CapSource::Kprobe);
+        let skel = open.load().map_err(KernelError::Load)?;
+
+        let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
+            prog.attach().map_err(|source| KernelError::Attach { program, source })
+        };
+        let mut links = vec![attach(&skel.progs.ctrace_cgroup_mkdir, "tp_btf/cgroup_mkdir")?];
+        if !features.cgroup_storage {
+            links.push(attach(&skel.progs.ctrace_cgroup_rmdir, "tp_btf/cgroup_rmdir")?);
+        }
+        links.push(match cap_source {
+            CapSource::Tracepoint => attach(&skel.progs.ctrace_cap_tracepoint, "tp_btf/cap_capable")?,
+            CapSource::Fexit => attach(&skel.progs.ctrace_cap_fexit, "fexit/cap_capable")?,
+            CapSource::Kprobe => attach(&skel.progs.ctrace_cap_kprobe, "kprobe/cap_capable")?,
+        });
+        Ok(Kernel {
+            skel,
+            cgroup_storage: features.cgroup_storage,
+            cap_source,
+            syscall_link: None,
+            _links: links,
+        })
+    }
+
+    pub fn cap_source(&self) -> CapSource {
+        self.cap_source
+    }
+
+    pub fn uses_cgroup_storage(&self) -> bool {
+        self.cgroup_storage
+    }
+
+    pub fn events_map(&self) -> &libbpf_rs::Map<'static> {
+        &self.skel.maps.events
+    }
+
+    /// The syscall program costs every process on the host; it is attached only while
+    /// some cgroup is tracked.
+    pub fn set_syscalls_attached(&mut self, on: bool) -> Result<(), KernelError> {
+        if on && self.syscall_link.is_none() {
+            let link = self.skel.progs.ctrace_sys_enter.attach().map_err(|source| {
+                KernelError::Attach { program: "tp_btf/sys_enter", source }
+            })?;
+            self.syscall_link = Some(link);
+        } else if !on {
+            self.syscall_link = None;
+        }
+        Ok(())
+    }
+
+    pub fn syscalls_attached(&self) -> bool {
+        self.syscall_link.is_some()
+    }
+
+    pub fn ringbuf_misses(&self) -> u64 {
+        self.skel.maps.bss_data.as_deref().map(|b| b.ringbuf_misses).unwrap_or(0)
+    }
+
+    fn key(&self, cg: &CgroupHandle) -> Vec<u8> {
+        if self.cgroup_storage {
+            cg.dir.as_raw_fd().to_ne_bytes().to_vec()
+        } else {
+            cg.id.to_ne_bytes().to_vec()
+        }
+    }
+
+    fn state_map(&self) -> &libbpf_rs::Map<'static> {
+        if self.cgroup_storage {
+            &self.skel.maps.cgroup_storage
+        } else {
+            &self.skel.maps.cgroup_hash
+        }
+    }
+
+    /// Starts tracking a cgroup (no-op if the kernel already tracks it from cgroup_mkdir).
+    /// `exec_seen`: the container already runs its entrypoint (it predates the daemon).
+    pub fn track(&self, cg: &CgroupHandle, exec_seen: bool) -> Result<(), KernelError> {
+        let mut state = types::ctrace_cgroup { exec_seen: u32::from(exec_seen), ..Default::default() };
+        let map = self.state_map();
+        let key = self.key(cg);
+        if let Ok(Some(existing)) = map.lookup(&key, MapFlags::ANY) {
+            let _ = plain::copy_from_bytes(&mut state, &existing);
+            return Ok(());
+        }
+        // SAFETY: plain #[repr(C)] value viewed as bytes.
+        let bytes = unsafe { plain::as_bytes(&state) };
+        map.update(&key, bytes, MapFlags::ANY)
+            .map_err(|source| KernelError::State { id: cg.id, source })
+    }
+
+    pub fn untrack(&self, cg: &CgroupHandle) {
+        // Already gone when the cgroup was removed; nothing else to do.
+        let _ = self.state_map().delete(&self.key(cg));
+    }
+
+    /// Untracks a cgroup known only by id (the kernel tracked it at mkdir, userspace found
+    /// it is not a labelled container). Local storage needs the directory.
+    pub fn untrack_by_path(&self, id: u64, path: PathBuf) {
+        if self.cgroup_storage {
+            if let Ok(cg) = CgroupHandle::open(path) {
+                self.untrack(&cg);
+            }
+        } else {
+            let _ = self.state_map().delete(&id.to_ne_bytes());
+        }
+    }
+
+    /// Forgets every sighting of a cgroup (new epoch or Tracefile window), keeping its phase.
+    pub fn reset(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
+        let map = self.state_map();
+        let key = self.key(cg);
+        let Some(bytes) = map
+            .lookup(&key, MapFlags::ANY)
+            .map_err(|source| KernelError::State { id: cg.id, source })?
+        else {
+            return Ok(());
+        };
+        let mut state = types::ctrace_cgroup::default();
+        plain::copy_from_bytes(&mut state, &bytes).map_err(|_| KernelError::State {
+            id: cg.id,
+            source: libbpf_rs::Error::from(std::io::Error::other("short state value")),
+        })?;
+        let fresh = types::ctrace_cgroup { exec_seen: state.exec_seen, ..Default::default() };
+        debug_assert_eq!(bytes.len(), STATE_SIZE);
+        // SAFETY: plain #[repr(C)] value viewed as bytes.
+        let fresh_bytes = unsafe { plain::as_bytes(&fresh) };
+        map.update(&key, fresh_bytes, MapFlags::EXIST)
+            .map_err(|source| KernelError::State { id: cg.id, source })
+    }
+}

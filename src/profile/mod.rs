@@ -1,0 +1,1 @@
+//! Restrictions generated from a Tracefile: a Docker seccomp profile and capability options.
