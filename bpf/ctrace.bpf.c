@@ -134,9 +134,16 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-static __always_inline void record_cap(int cap, int ret)
+static __always_inline void record_cap(const struct cred *cred, int cap, int ret)
 {
 	if (cap < 0 || cap >= 64)
+		return;
+	/*
+	 * Checks made with borrowed credentials (overlayfs copy-up with the mounter's, for one)
+	 * say nothing about what the container's own capabilities must allow.
+	 */
+	struct task_struct *task = bpf_get_current_task_btf();
+	if ((__u64)cred != (__u64)BPF_CORE_READ(task, real_cred))
 		return;
 	struct ctrace_cgroup *st = current_state();
 	if (!st)
@@ -156,7 +163,7 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(ctrace_cap_tracepoint, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	record_cap(cap, ret);
+	record_cap(cred, cap, ret);
 	return 0;
 }
 
@@ -167,7 +174,7 @@ int BPF_PROG(ctrace_cap_fexit, const struct cred *cred, struct user_namespace *t
 {
 	if (opts & CAP_OPT_NOAUDIT)
 		return 0;
-	record_cap(cap, ret);
+	record_cap(cred, cap, ret);
 	return 0;
 }
 
@@ -178,7 +185,7 @@ int BPF_KPROBE(ctrace_cap_kprobe, const struct cred *cred, struct user_namespace
 {
 	if (opts & CAP_OPT_NOAUDIT)
 		return 0;
-	record_cap(cap, 0);
+	record_cap(cred, cap, 0);
 	return 0;
 }
 
@@ -186,6 +193,25 @@ static __always_inline bool is_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
+
+/* Copies a 64-hex-digit container id found at a fixed offset of the leaf name. */
+static __always_inline bool copy_container_id(const char *leaf, __u32 offset, char *id)
+{
+	for (__u32 i = 0; i < CTRACE_CONTAINER_ID_LEN; i++) {
+		char c = leaf[offset + i];
+
+		if (!is_hex(c))
+			return false;
+		id[i] = c;
+	}
+	char end = leaf[offset + CTRACE_CONTAINER_ID_LEN];
+
+	return end == 0 || end == '.';
+}
+
+/* Leaf names: <64 hex> (cgroupfs driver) or docker-<64 hex>.scope (systemd driver). */
+#define LEAF_LEN 80
+#define SYSTEMD_PREFIX_LEN 7
 
 /*
  * A container cgroup is tracked from its creation, before any process runs in it, so that a
@@ -199,34 +225,22 @@ int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
 		return 0;
 
+	char leaf[LEAF_LEN] = {};
+	const char *name = BPF_CORE_READ(cgrp, kn, name);
+
+	if (bpf_probe_read_kernel_str(leaf, sizeof(leaf), name) < CTRACE_CONTAINER_ID_LEN)
+		return 0;
+
 	struct ctrace_cgroup_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&ringbuf_misses, 1);
 		return 0;
 	}
-	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), path) < 0)
+	if (!copy_container_id(leaf, 0, e->container_id) &&
+	    !(leaf[0] == 'd' && leaf[SYSTEMD_PREFIX_LEN - 1] == '-' &&
+	      copy_container_id(leaf, SYSTEMD_PREFIX_LEN, e->container_id)))
 		goto discard;
-
-	/* Leaf name: <64 hex> (cgroupfs driver) or docker-<64 hex>.scope (systemd driver). */
-	__u32 leaf = 0;
-	for (__u32 i = 0; i < CTRACE_CGROUP_PATH_LEN; i++) {
-		char c = e->path[i];
-		if (c == 0)
-			break;
-		if (c == '/')
-			leaf = i + 1;
-	}
-	if (e->path[leaf & (CTRACE_CGROUP_PATH_LEN - 1)] == 'd' &&
-	    e->path[(leaf + 6) & (CTRACE_CGROUP_PATH_LEN - 1)] == '-')
-		leaf += 7;
-	for (__u32 i = 0; i < CTRACE_CONTAINER_ID_LEN; i++) {
-		char c = e->path[(leaf + i) & (CTRACE_CGROUP_PATH_LEN - 1)];
-		if (!is_hex(c))
-			goto discard;
-		e->container_id[i] = c;
-	}
-	char end = e->path[(leaf + CTRACE_CONTAINER_ID_LEN) & (CTRACE_CGROUP_PATH_LEN - 1)];
-	if (end != 0 && end != '.')
+	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), path) < 0)
 		goto discard;
 
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);

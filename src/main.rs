@@ -1,32 +1,11 @@
-//! ctrace: which system calls and capabilities do Docker containers really use?
-//!
-//! Data flow (one module per stage):
-//! `bpf/` kernel programs → `kernel` (load, probe, ring buffer) → `pipeline` (reader thread →
-//! channel → writer thread) → `store` (SQLite) → `tracefile`, `profile` (materialized views),
-//! with `docker` (watcher) filling the `registry` of traced containers.
-
-mod abi;
-mod cli;
-mod commands;
-mod docker;
-mod kernel;
-mod names;
-mod pipeline;
-mod profile;
-mod registry;
-mod store;
-mod tracefile;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use ctrace::cli::{Cli, Command};
+use ctrace::{commands, EXIT_ERROR};
 
-/// Exit codes: 0 success (diff: equal), 1 diff found differences, 2 error.
-pub const EXIT_DIFFERENT: u8 = 1;
-pub const EXIT_ERROR: u8 = 2;
-
+/// `main` owns exit codes: commands return theirs, errors become 2 after one message.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -10,6 +10,16 @@ use crate::cli::SqlArgs;
 use crate::store;
 
 pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
+    match print_rows(&args) {
+        // `ctrace sql ... | head` closing the pipe early is not an error.
+        Err(e) if e.downcast_ref::<io::Error>().map(io::Error::kind) == Some(io::ErrorKind::BrokenPipe) => {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+fn print_rows(args: &SqlArgs) -> anyhow::Result<ExitCode> {
     let conn = store::open_ro(&args.db)?;
     let mut stmt = conn
         .prepare(&args.query)

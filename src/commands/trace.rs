@@ -1,7 +1,140 @@
+//! `ctrace trace`: the daemon. Wires the flow: kernel → reader → channel → writer → store and
+//! Tracefiles, with the Docker watcher resolving cgroups to containers.
+
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::TraceArgs;
+use crate::docker::{cgroup, watcher};
+use crate::kernel::{probe, KernelConfig};
+use crate::pipeline::{reader, writer, ToReader, ToWriter, CHANNEL_CAPACITY};
+use crate::registry::Registry;
+use crate::store;
 
-pub fn run(_args: TraceArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    probe::check_prerequisites()?;
+    if args.epoch.is_zero() {
+        anyhow::bail!("--epoch must be longer than zero");
+    }
+    let cgroup_root = cgroup::cgroup2_mount()?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating data directory `{}`", args.data.display()))?;
+    let conn = store::open_rw(&args.db)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(trace(args, conn, cgroup_root))
+}
+
+async fn trace(
+    args: TraceArgs,
+    conn: rusqlite::Connection,
+    cgroup_root: std::path::PathBuf,
+) -> anyhow::Result<ExitCode> {
+    let docker = watcher::connect().await.context(
+        "cannot reach Docker (is dockerd running? `dockerd --bridge=none --iptables=false &`)",
+    )?;
+    let (to_writer, from_reader) = crossbeam_channel::bounded::<ToWriter>(CHANNEL_CAPACITY);
+    let (to_reader, control) = crossbeam_channel::unbounded::<ToReader>();
+    let (new_tx, new_rx) = mpsc::unbounded_channel();
+
+    let writer = writer::spawn(
+        conn,
+        writer::WriterConfig {
+            data_dir: args.data.clone(),
+            runc: args.runc,
+            epoch: args.epoch,
+            announce: true,
+        },
+        from_reader,
+        to_reader.clone(),
+    )
+    .context("starting the writer thread")?;
+    let (reader, loaded) = reader::spawn(
+        reader::ReaderConfig {
+            kernel: KernelConfig { debug: args.debug },
+            cgroup_root: cgroup_root.clone(),
+            always_attached: args.runc,
+        },
+        to_writer.clone(),
+        control,
+        new_tx,
+    )?;
+    eprintln!(
+        "ctrace: capability checks via {}; per-cgroup state in {}",
+        loaded.cap_source.describe(),
+        if loaded.cgroup_storage { "cgroup local storage" } else { "a hash map (no cgroup storage)" }
+    );
+    if args.debug {
+        eprintln!("ctrace: kernel events go to {}", trace_pipe().display());
+    }
+
+    let registry = Arc::new(Registry::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let watcher = watcher::Watcher::new(
+        Arc::clone(&registry),
+        to_writer.clone(),
+        to_reader.clone(),
+        cgroup_root,
+    );
+    let watching = tokio::spawn(watcher.run(docker, new_rx, stop_rx.clone()));
+    let epochs = tokio::spawn(epoch_timer(args.epoch, to_reader.clone(), stop_rx));
+    println!(
+        "ctrace: waiting for Docker events (store {}, Tracefiles in {})",
+        args.db.display(),
+        args.data.display()
+    );
+
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("ctrace: stopping: draining the ring buffer and committing");
+    let _ = stop_tx.send(true);
+    let _ = watching.await;
+    let _ = epochs.await;
+    let _ = to_reader.send(ToReader::Shutdown);
+    let reader_done = tokio::task::spawn_blocking(move || reader.join());
+    if reader_done.await.map(|r| r.is_err()).unwrap_or(true) {
+        eprintln!("ctrace: error: the reader thread panicked");
+    }
+    // The reader is done: everything it sent is ahead of this in the channel.
+    let _ = to_writer.send(ToWriter::Shutdown);
+    drop(to_writer);
+    let writer_done = tokio::task::spawn_blocking(move || writer.join()).await;
+    if writer_done.map(|r| r.is_err()).unwrap_or(true) {
+        anyhow::bail!("the writer thread panicked; the last batch may not be committed");
+    }
+    eprintln!("ctrace: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn epoch_timer(epoch: std::time::Duration, to_reader: crossbeam_channel::Sender<ToReader>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(epoch);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => { let _ = to_reader.send(ToReader::ResetAll); }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn trace_pipe() -> &'static Path {
+    let tracing = Path::new("/sys/kernel/tracing/trace_pipe");
+    if tracing.exists() {
+        tracing
+    } else {
+        Path::new("/sys/kernel/debug/tracing/trace_pipe (mount tracefs: mount -t tracefs tracefs /sys/kernel/tracing)")
+    }
 }

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
 pub use probe::{CapSource, Features};
 
@@ -64,11 +64,14 @@ pub struct Kernel {
     skel: CtraceSkel<'static>,
     cgroup_storage: bool,
     cap_source: CapSource,
-    syscall_link: Option<Link>,
     _links: Vec<Link>,
 }
 
 const STATE_SIZE: usize = size_of::<types::ctrace_cgroup>();
+
+fn libbpf_message(_level: PrintLevel, message: String) {
+    eprint!("libbpf: {message}");
+}
 
 fn leak_object() -> &'static mut MaybeUninit<OpenObject> {
     // The skeleton borrows its object for as long as the programs run: the daemon's life.
@@ -79,13 +82,21 @@ impl Kernel {
     /// Checks prerequisites, probes the kernel and loads the best programs it supports.
     pub fn load(config: KernelConfig) -> Result<Kernel, KernelError> {
         probe::check_prerequisites()?;
+        // libbpf's own messages (verifier logs) are long; show them only with --debug.
+        let print: Option<(PrintLevel, libbpf_rs::PrintCallback)> =
+            config.debug.then_some((PrintLevel::Info, libbpf_message));
+        libbpf_rs::set_print(print);
         let features = probe::probe();
         let mut tried = Vec::new();
         for source in &features.cap_sources {
             match Self::load_with(config, &features, *source) {
                 Ok(kernel) => return Ok(kernel),
                 Err(err) => {
-                    eprintln!("ctrace: {} unavailable ({err}); trying the next", source.describe());
+                    eprintln!(
+                        "ctrace: loading with {} failed ({err}); trying the next \
+                         capability source (--debug shows libbpf's log)",
+                        source.describe()
+                    );
                     tried.push(source.describe());
                 }
             }
@@ -131,7 +142,6 @@ impl Kernel {
             skel,
             cgroup_storage: features.cgroup_storage,
             cap_source,
-            syscall_link: None,
             _links: links,
         })
     }
@@ -148,22 +158,14 @@ impl Kernel {
         &self.skel.maps.events
     }
 
-    /// The syscall program costs every process on the host; it is attached only while
-    /// some cgroup is tracked.
-    pub fn set_syscalls_attached(&mut self, on: bool) -> Result<(), KernelError> {
-        if on && self.syscall_link.is_none() {
-            let link = self.skel.progs.ctrace_sys_enter.attach().map_err(|source| {
-                KernelError::Attach { program: "tp_btf/sys_enter", source }
-            })?;
-            self.syscall_link = Some(link);
-        } else if !on {
-            self.syscall_link = None;
-        }
-        Ok(())
-    }
-
-    pub fn syscalls_attached(&self) -> bool {
-        self.syscall_link.is_some()
+    /// The syscall program costs every process on the host: the reader attaches it only
+    /// while some cgroup is tracked, and drops the link to detach it.
+    pub fn attach_syscalls(&self) -> Result<Link, KernelError> {
+        self.skel
+            .progs
+            .ctrace_sys_enter
+            .attach()
+            .map_err(|source| KernelError::Attach { program: "tp_btf/sys_enter", source })
     }
 
     pub fn ringbuf_misses(&self) -> u64 {

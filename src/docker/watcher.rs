@@ -1,0 +1,285 @@
+//! The Docker watcher: inventory at start, then events; identifies the cgroups the kernel
+//! started tracking; reconnects with back-off when dockerd restarts.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
+use bollard::Docker;
+use crossbeam_channel::Sender;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::docker::{cgroup, tracefile_label};
+use crate::kernel::event::NewCgroup;
+use crate::pipeline::{ToReader, ToWriter};
+use crate::registry::{Container, Registry};
+use crate::tracefile::label::{TracefilePattern, LABEL};
+
+/// How long a new cgroup may wait to be identified before it is dropped.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// What Docker says of a container, from a `create` event or an inspection.
+#[derive(Debug, Clone)]
+struct Described {
+    name: String,
+    image: String,
+    labels: HashMap<String, String>,
+}
+
+pub struct Watcher {
+    pub registry: Arc<Registry>,
+    pub to_writer: Sender<ToWriter>,
+    pub to_reader: Sender<ToReader>,
+    pub cgroup_root: PathBuf,
+    /// Containers described by `create` events: a container removed right after it ran can
+    /// no longer be inspected.
+    described: HashMap<String, Described>,
+    /// New cgroups not yet identified, with their deadline.
+    unidentified: Vec<(NewCgroup, Instant)>,
+}
+
+pub async fn connect() -> Result<Docker, bollard::errors::Error> {
+    let docker = Docker::connect_with_local_defaults()?;
+    docker.negotiate_version().await
+}
+
+impl Watcher {
+    pub fn new(
+        registry: Arc<Registry>,
+        to_writer: Sender<ToWriter>,
+        to_reader: Sender<ToReader>,
+        cgroup_root: PathBuf,
+    ) -> Watcher {
+        Watcher {
+            registry,
+            to_writer,
+            to_reader,
+            cgroup_root,
+            described: HashMap::new(),
+            unidentified: Vec::new(),
+        }
+    }
+
+    /// Runs until `stop` turns true. `first` is an already connected client.
+    pub async fn run(
+        mut self,
+        first: Docker,
+        mut new_cgroups: mpsc::UnboundedReceiver<NewCgroup>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut docker = Some(first);
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let client = match docker.take() {
+                Some(d) => d,
+                None => match connect().await {
+                    Ok(d) => {
+                        eprintln!("ctrace: reconnected to Docker");
+                        d
+                    }
+                    Err(e) => {
+                        eprintln!("ctrace: Docker unavailable ({e}); retrying in {backoff:?}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.changed() => return,
+                        }
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        continue;
+                    }
+                },
+            };
+            backoff = Duration::from_millis(250);
+            let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
+            let mut events =
+                client.events(Some(EventsOptions { filters: Some(filters), ..Default::default() }));
+            self.inventory(&client).await;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    Some(new) = new_cgroups.recv() => {
+                        self.unidentified.push((new, Instant::now() + IDENTIFY_TIMEOUT));
+                        self.identify_pending(&client).await;
+                    }
+                    event = events.next() => match event {
+                        Some(Ok(ev)) => {
+                            self.on_event(ev);
+                            self.identify_pending(&client).await;
+                        }
+                        Some(Err(e)) => {
+                            eprintln!("ctrace: Docker event stream failed: {e}");
+                            break;
+                        }
+                        None => {
+                            eprintln!("ctrace: Docker event stream ended (dockerd restarting?)");
+                            break;
+                        }
+                    },
+                    _ = tick.tick(), if !self.unidentified.is_empty() => {
+                        self.identify_pending(&client).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Labelled containers already running when tracing starts.
+    async fn inventory(&mut self, docker: &Docker) {
+        let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+        let listed = docker
+            .list_containers(Some(ListContainersOptions { filters: Some(filters), ..Default::default() }))
+            .await;
+        let containers = match listed {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("ctrace: error: listing containers: {e}");
+                return;
+            }
+        };
+        for summary in containers {
+            let Some(id) = summary.id else { continue };
+            if self.registry.by_container_id(&id).is_some() {
+                continue;
+            }
+            let inspected = match docker.inspect_container(&id, None::<InspectContainerOptions>).await {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("ctrace: error: inspecting container {id}: {e}");
+                    continue;
+                }
+            };
+            let Some(pid) = inspected.state.as_ref().and_then(|s| s.pid).filter(|p| *p > 0) else {
+                continue;
+            };
+            let described = describe(&inspected);
+            let located = cgroup::cgroup_of_pid(pid as u32).and_then(|rel| {
+                cgroup::cgroup_id(&self.cgroup_root, &rel).map(|cid| (rel, cid))
+            });
+            let (relative, cgroup_id) = match located {
+                Ok(found) => found,
+                Err(e) => {
+                    eprintln!("ctrace: error: container {id}: {e}");
+                    continue;
+                }
+            };
+            if let Some(container) = self.accept(&id, &described, cgroup_id, true) {
+                let _ = self.to_writer.send(ToWriter::Resolved(container));
+                let _ = self.to_reader.send(ToReader::Track {
+                    cgroup_id,
+                    path: self.cgroup_root.join(relative.trim_start_matches('/')),
+                });
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: bollard::models::EventMessage) {
+        let Some(actor) = ev.actor else { return };
+        let Some(id) = actor.id else { return };
+        let action = ev.action.unwrap_or_default();
+        match action.as_str() {
+            "create" => {
+                let mut attributes = actor.attributes.unwrap_or_default();
+                let name = attributes.remove("name").unwrap_or_default();
+                let image = attributes.remove("image").unwrap_or_default();
+                // Remaining attributes are the container's labels.
+                self.described.insert(id, Described { name, image, labels: attributes });
+            }
+            "die" => {
+                if let Some(container) = self.registry.by_container_id(&id) {
+                    let at_ms = ev.time_nano.map(|n| n / 1_000_000).unwrap_or_else(crate::store::now_ms);
+                    let _ = self.to_writer.send(ToWriter::Stopped { cgroup_id: container.cgroup_id, at_ms });
+                    let _ = self.to_reader.send(ToReader::Untrack { cgroup_id: container.cgroup_id });
+                    self.registry.remove(container.cgroup_id);
+                }
+            }
+            "destroy" => {
+                self.described.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    async fn identify_pending(&mut self, docker: &Docker) {
+        let now = Instant::now();
+        let mut still = Vec::new();
+        for (new, deadline) in std::mem::take(&mut self.unidentified) {
+            let described = match self.described.get(&new.container_id) {
+                Some(d) => Some(d.clone()),
+                None => docker
+                    .inspect_container(&new.container_id, None::<InspectContainerOptions>)
+                    .await
+                    .ok()
+                    .map(|i| describe(&i)),
+            };
+            match described {
+                Some(d) => match self.accept(&new.container_id, &d, new.cgroup_id, false) {
+                    Some(container) => {
+                        let _ = self.to_writer.send(ToWriter::Resolved(container));
+                    }
+                    None => self.ignore(new.cgroup_id),
+                },
+                None if now >= deadline => {
+                    eprintln!(
+                        "ctrace: cgroup {} ({}) belongs to no container Docker knows; not traced",
+                        new.cgroup_id, new.path
+                    );
+                    self.ignore(new.cgroup_id);
+                }
+                None => still.push((new, deadline)),
+            }
+        }
+        self.unidentified = still;
+    }
+
+    fn ignore(&self, cgroup_id: u64) {
+        let _ = self.to_writer.send(ToWriter::Ignored { cgroup_id });
+        let _ = self.to_reader.send(ToReader::Untrack { cgroup_id });
+    }
+
+    /// A container with a valid label becomes traced; a hostile label is refused and logged.
+    fn accept(
+        &self,
+        container_id: &str,
+        d: &Described,
+        cgroup_id: u64,
+        predates_daemon: bool,
+    ) -> Option<Arc<Container>> {
+        let value = tracefile_label(&d.labels)?;
+        let pattern = match TracefilePattern::parse(value) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!(
+                    "ctrace: error: container {} ({}): refusing label {LABEL}={value:?}: {e}",
+                    d.name,
+                    container_id.get(..12).unwrap_or(container_id)
+                );
+                return None;
+            }
+        };
+        let container = Arc::new(Container {
+            container_id: container_id.to_string(),
+            name: d.name.trim_start_matches('/').to_string(),
+            image: d.image.clone(),
+            pattern,
+            labels: d.labels.clone(),
+            cgroup_id,
+            predates_daemon,
+        });
+        self.registry.insert(Arc::clone(&container));
+        Some(container)
+    }
+}
+
+fn describe(inspected: &bollard::models::ContainerInspectResponse) -> Described {
+    let config = inspected.config.as_ref();
+    Described {
+        name: inspected.name.clone().unwrap_or_default(),
+        image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+        labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,246 @@
+//! The reader thread: owns the kernel programs, polls the ring buffer, decodes with `plain`,
+//! and forwards; it also applies the control requests that change kernel state.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use libbpf_rs::{Link, RingBufferBuilder};
+
+use crate::kernel::event::{self, Event, NewCgroup};
+use crate::kernel::{CapSource, CgroupHandle, Kernel, KernelConfig, KernelError};
+use crate::pipeline::{ToReader, ToWriter};
+
+const POLL_TIMEOUT: Duration = Duration::from_millis(50);
+const MISS_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// What the kernel side chose, reported once loading succeeded.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub cap_source: CapSource,
+    pub cgroup_storage: bool,
+}
+
+pub struct ReaderConfig {
+    pub kernel: KernelConfig,
+    /// Where the cgroup2 hierarchy is mounted (paths in events are relative to it).
+    pub cgroup_root: PathBuf,
+    /// Keep the syscall program attached even with nothing tracked (`--runc`,
+    /// `requirements`): a new container's runtime set-up is then seen from its first call.
+    pub always_attached: bool,
+}
+
+pub fn spawn(
+    config: ReaderConfig,
+    to_writer: Sender<ToWriter>,
+    control: Receiver<ToReader>,
+    new_cgroups: tokio::sync::mpsc::UnboundedSender<NewCgroup>,
+) -> Result<(JoinHandle<()>, Loaded), KernelError> {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let handle = std::thread::Builder::new()
+        .name("ctrace-reader".into())
+        .spawn(move || {
+            let kernel = match Kernel::load(config.kernel) {
+                Ok(k) => k,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let loaded =
+                Loaded { cap_source: kernel.cap_source(), cgroup_storage: kernel.uses_cgroup_storage() };
+            let mut reader = Reader {
+                kernel: &kernel,
+                cgroup_root: config.cgroup_root,
+                always_attached: config.always_attached,
+                tracked: HashMap::new(),
+                syscall_link: None,
+                to_writer,
+                new_cgroups,
+            };
+            if let Err(e) = reader.sync_attachment() {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+            let _ = ready_tx.send(Ok(loaded));
+            reader.run(&control);
+        })
+        .map_err(|e| KernelError::Load(libbpf_rs::Error::from(e)))?;
+    match ready_rx.recv() {
+        Ok(Ok(loaded)) => Ok((handle, loaded)),
+        Ok(Err(e)) => {
+            let _ = handle.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = handle.join();
+            Err(KernelError::Load(libbpf_rs::Error::from(std::io::Error::other(
+                "the reader thread ended while loading",
+            ))))
+        }
+    }
+}
+
+struct Reader<'k> {
+    kernel: &'k Kernel,
+    cgroup_root: PathBuf,
+    always_attached: bool,
+    tracked: HashMap<u64, CgroupHandle>,
+    syscall_link: Option<Link>,
+    to_writer: Sender<ToWriter>,
+    new_cgroups: tokio::sync::mpsc::UnboundedSender<NewCgroup>,
+}
+
+impl Reader<'_> {
+    fn run(&mut self, control: &Receiver<ToReader>) {
+        let fresh: Rc<RefCell<Vec<NewCgroup>>> = Rc::default();
+        let mut builder = RingBufferBuilder::new();
+        let to_writer = self.to_writer.clone();
+        let fresh_in_cb = Rc::clone(&fresh);
+        let added = builder.add(self.kernel.events_map(), move |data: &[u8]| {
+            match event::decode(data) {
+                Ok(Event::Sighting(s)) => {
+                    // Blocks when the writer lags: back-pressure, never a drop.
+                    if to_writer.send(ToWriter::Sighting(s)).is_err() {
+                        return -1;
+                    }
+                }
+                Ok(Event::NewCgroup(c)) => {
+                    fresh_in_cb.borrow_mut().push(c.clone());
+                    if to_writer.send(ToWriter::NewCgroup(c)).is_err() {
+                        return -1;
+                    }
+                }
+                Err(e) => eprintln!("ctrace: skipping a ring buffer record: {e}"),
+            }
+            0
+        });
+        let ring = match added.and_then(|_| Ok(())).and_then(|_| builder.build()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("ctrace: error: opening the ring buffer: {e}");
+                return;
+            }
+        };
+        let mut last_misses = 0;
+        let mut last_report = Instant::now();
+        loop {
+            if let Err(e) = ring.poll(POLL_TIMEOUT) {
+                if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                    eprintln!("ctrace: error: polling the ring buffer: {e}");
+                    break;
+                }
+            }
+            for cgroup in fresh.borrow_mut().drain(..) {
+                self.adopt_new(cgroup);
+            }
+            let mut stop = false;
+            while let Ok(request) = control.try_recv() {
+                stop |= self.apply(request);
+            }
+            if stop {
+                // Drain what the kernel already submitted before ending.
+                let _ = ring.consume();
+                for cgroup in fresh.borrow_mut().drain(..) {
+                    let _ = self.new_cgroups.send(cgroup);
+                }
+                break;
+            }
+            if last_report.elapsed() >= MISS_REPORT_EVERY {
+                last_report = Instant::now();
+                let misses = self.kernel.ringbuf_misses();
+                if misses != last_misses {
+                    eprintln!(
+                        "ctrace: warning: {} ring buffer reservations failed (rolled back; \
+                         those calls are recorded on their next use)",
+                        misses - last_misses
+                    );
+                    last_misses = misses;
+                    let _ = self.to_writer.send(ToWriter::RingbufMisses(misses));
+                }
+            }
+        }
+        let _ = self.to_writer.send(ToWriter::RingbufMisses(self.kernel.ringbuf_misses()));
+    }
+
+    /// The kernel tracks a new container cgroup since its creation; hold its handle,
+    /// make sure syscalls are observed, and ask the watcher who it is.
+    fn adopt_new(&mut self, cgroup: NewCgroup) {
+        let path = join_relative(&self.cgroup_root, &cgroup.path);
+        match CgroupHandle::open(path) {
+            Ok(handle) => {
+                self.tracked.insert(cgroup.cgroup_id, handle);
+            }
+            Err(e) if self.kernel.uses_cgroup_storage() => {
+                // Gone already (a container that lived microseconds); its state went with it.
+                eprintln!("ctrace: cgroup {} ({}): {e}", cgroup.cgroup_id, cgroup.path);
+            }
+            Err(_) => {}
+        }
+        self.log_attach_error();
+        let _ = self.new_cgroups.send(cgroup);
+    }
+
+    fn log_attach_error(&mut self) {
+        if let Err(e) = self.sync_attachment() {
+            eprintln!("ctrace: error: {e}");
+        }
+    }
+
+    fn sync_attachment(&mut self) -> Result<(), KernelError> {
+        let want = self.always_attached || !self.tracked.is_empty();
+        if want && self.syscall_link.is_none() {
+            self.syscall_link = Some(self.kernel.attach_syscalls()?);
+        } else if !want {
+            self.syscall_link = None;
+        }
+        Ok(())
+    }
+
+    /// Returns true on shutdown.
+    fn apply(&mut self, request: ToReader) -> bool {
+        match request {
+            ToReader::Track { cgroup_id, path } => match CgroupHandle::open(path.clone()) {
+                Ok(handle) => {
+                    if let Err(e) = self.kernel.track(&handle, true) {
+                        eprintln!("ctrace: error: {e}");
+                    }
+                    self.tracked.insert(cgroup_id, handle);
+                    self.log_attach_error();
+                }
+                Err(e) => eprintln!("ctrace: error: cgroup {cgroup_id} ({}): {e}", path.display()),
+            },
+            ToReader::Untrack { cgroup_id } => {
+                match self.tracked.remove(&cgroup_id) {
+                    Some(handle) => self.kernel.untrack(&handle),
+                    None => self.kernel.untrack_by_path(cgroup_id, PathBuf::new()),
+                }
+                self.log_attach_error();
+            }
+            ToReader::Reset { cgroup_id } => {
+                if let Some(handle) = self.tracked.get(&cgroup_id) {
+                    if let Err(e) = self.kernel.reset(handle) {
+                        eprintln!("ctrace: error: {e}");
+                    }
+                }
+            }
+            ToReader::ResetAll => {
+                for handle in self.tracked.values() {
+                    if let Err(e) = self.kernel.reset(handle) {
+                        eprintln!("ctrace: error: {e}");
+                    }
+                }
+            }
+            ToReader::Shutdown => return true,
+        }
+        false
+    }
+}
+
+fn join_relative(root: &Path, relative: &str) -> PathBuf {
+    root.join(relative.trim_start_matches('/'))
+}
