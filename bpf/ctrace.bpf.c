@@ -15,12 +15,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define TS_COMPAT 0x0002
 #define X32_SYSCALL_BIT 0x40000000ULL
 #define CAP_OPT_NOAUDIT (1U << 1)
-#define NR_EXECVE_X86_64 59
-#define NR_EXECVEAT_X86_64 322
-#define NR_EXECVE_I386 11
-#define NR_EXECVEAT_I386 358
-#define NR_EXECVE_X32 520
-#define NR_EXECVEAT_X32 545
+#define NR_SECCOMP_X86_64 317
+#define NR_PRCTL_X86_64 157
+#define SECCOMP_SET_MODE_FILTER 1
+#define PR_SET_SECCOMP 22
+#define SECCOMP_MODE_FILTER 2
 
 /* Chosen by userspace after probing the kernel (see src/kernel/probe.rs). */
 const volatile bool use_cgrp_storage = true;
@@ -68,7 +67,7 @@ static __always_inline struct ctrace_cgroup *current_state(void)
 
 /* Sets `bit` in `*word`; sends an event only if this call set it first. */
 static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, __u8 abi,
-				  __u8 flags)
+				  __u8 phase)
 {
 	if (__sync_fetch_and_or(word, bit) & bit)
 		return;
@@ -85,7 +84,7 @@ static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, 
 	e->boot_ns = bpf_ktime_get_boot_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->abi = abi;
-	e->flags = flags;
+	e->phase = phase;
 	e->pad[0] = 0;
 	e->pad[1] = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -94,13 +93,20 @@ static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, 
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline bool is_execve(__u8 abi, __u64 nr)
+/*
+ * Does this call install a seccomp filter (the runtime's, for the container)? libseccomp
+ * probes for features with a NULL program first: those calls do not count.
+ */
+static __always_inline bool installs_filter(struct pt_regs *regs, __u64 nr)
 {
-	if (abi == CTRACE_ABI_I386)
-		return nr == NR_EXECVE_I386 || nr == NR_EXECVEAT_I386;
-	if (abi == CTRACE_ABI_X32)
-		return nr == NR_EXECVE_X32 || nr == NR_EXECVEAT_X32;
-	return nr == NR_EXECVE_X86_64 || nr == NR_EXECVEAT_X86_64;
+	if (nr == NR_SECCOMP_X86_64)
+		return BPF_CORE_READ(regs, di) == SECCOMP_SET_MODE_FILTER &&
+		       BPF_CORE_READ(regs, dx) != 0;
+	if (nr == NR_PRCTL_X86_64)
+		return BPF_CORE_READ(regs, di) == PR_SET_SECCOMP &&
+		       BPF_CORE_READ(regs, si) == SECCOMP_MODE_FILTER &&
+		       BPF_CORE_READ(regs, dx) != 0;
+	return false;
 }
 
 SEC("tp_btf/sys_enter")
@@ -123,14 +129,29 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 	if (nr >= CTRACE_SYSCALL_MAX)
 		return 0;
 
-	/* The runtime's init process runs in the cgroup until it execs the entrypoint. */
-	if (!st->exec_seen && is_execve(abi, nr))
-		st->exec_seen = 1;
-	__u32 phase = st->exec_seen ? 0 : 1;
-	__u8 flags = phase ? CTRACE_FLAG_INIT : 0;
+	__u32 phase = st->phase_now;
 
-	sight(&st->phase[phase & 1].syscalls[abi][(nr / 64) & (CTRACE_SYSCALL_WORDS - 1)],
-	      1ULL << (nr & 63), CTRACE_KIND_SYSCALL, nr, abi, flags);
+	if (phase >= CTRACE_PHASE_COUNT)
+		return 0;
+	sight(&st->phase[phase].syscalls[abi][(nr / 64) & (CTRACE_SYSCALL_WORDS - 1)],
+	      1ULL << (nr & 63), CTRACE_KIND_SYSCALL, nr, abi, phase);
+	/* The runtime (a native program) installs the container's filter, then execs. */
+	if (phase == CTRACE_PHASE_RUNTIME && abi == CTRACE_ABI_X86_64 && installs_filter(regs, nr))
+		st->phase_now = CTRACE_PHASE_RUNTIME_FILTERED;
+	return 0;
+}
+
+/*
+ * The entrypoint runs once an exec in the cgroup has succeeded: the runtime's other threads
+ * are gone by then (they still make calls between execve's entry and here).
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct ctrace_cgroup *st = current_state();
+
+	if (st && st->phase_now != CTRACE_PHASE_APP)
+		st->phase_now = CTRACE_PHASE_APP;
 	return 0;
 }
 
@@ -148,14 +169,16 @@ static __always_inline void record_cap(const struct cred *cred, int cap, int ret
 	struct ctrace_cgroup *st = current_state();
 	if (!st)
 		return;
-	__u32 phase = st->exec_seen ? 0 : 1;
-	__u8 flags = phase ? CTRACE_FLAG_INIT : 0;
-	struct ctrace_bits *bits = &st->phase[phase & 1];
+	__u32 phase = st->phase_now;
+
+	if (phase >= CTRACE_PHASE_COUNT)
+		return;
+	struct ctrace_bits *bits = &st->phase[phase];
 
 	if (ret == 0)
-		sight(&bits->caps_granted, 1ULL << cap, CTRACE_KIND_CAP_GRANTED, cap, 0, flags);
+		sight(&bits->caps_granted, 1ULL << cap, CTRACE_KIND_CAP_GRANTED, cap, 0, phase);
 	else
-		sight(&bits->caps_denied, 1ULL << cap, CTRACE_KIND_CAP_DENIED, cap, 0, flags);
+		sight(&bits->caps_denied, 1ULL << cap, CTRACE_KIND_CAP_DENIED, cap, 0, phase);
 }
 
 /* Kernel 6.14+: a stable tracepoint with the result. It carries no `opts`. */

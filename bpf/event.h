@@ -16,8 +16,14 @@
 #define CTRACE_KIND_CAP_DENIED 3
 #define CTRACE_KIND_CGROUP_NEW 4
 
-/* Set on sightings made before the container's first execve (runtime init, runc). */
-#define CTRACE_FLAG_INIT 1
+/*
+ * Phases of a container's cgroup. A new cgroup starts in the runtime's set-up (runc init),
+ * which installs the container's seccomp filter and then execs the entrypoint.
+ */
+#define CTRACE_PHASE_RUNTIME 0          /* set-up before the seccomp filter */
+#define CTRACE_PHASE_RUNTIME_FILTERED 1 /* set-up under the filter, up to the exec */
+#define CTRACE_PHASE_APP 2              /* the application */
+#define CTRACE_PHASE_COUNT 3
 
 #define CTRACE_COMM_LEN 16
 #define CTRACE_CONTAINER_ID_LEN 64
@@ -32,8 +38,8 @@ struct ctrace_bits {
 
 /* Per-cgroup state: cgroup local storage, or a hash keyed by cgroup id on older kernels. */
 struct ctrace_cgroup {
-	struct ctrace_bits phase[2]; /* [0] application, [1] runtime init */
-	__u32 exec_seen;             /* set by the first execve inside the cgroup */
+	struct ctrace_bits phase[CTRACE_PHASE_COUNT];
+	__u32 phase_now; /* CTRACE_PHASE_*; zero (runtime) for a new cgroup */
 	__u32 pad;
 };
 
@@ -45,7 +51,7 @@ struct ctrace_event {
 	__u64 boot_ns; /* bpf_ktime_get_boot_ns() */
 	__u32 pid;     /* thread-group id */
 	__u8 abi;
-	__u8 flags;
+	__u8 phase; /* CTRACE_PHASE_* */
 	__u8 pad[2];
 	char comm[CTRACE_COMM_LEN];
 };

@@ -30,7 +30,8 @@ CREATE TABLE sightings (
     abi         TEXT    CHECK (abi IN ('x86_64', 'i386', 'x32')),   -- syscalls only
     nr          INTEGER NOT NULL,
     name        TEXT    NOT NULL,             -- syscall name in its ABI, or capability (net_raw)
-    init        INTEGER NOT NULL DEFAULT 0,   -- 1: runtime set-up before the entrypoint's execve
+    init        INTEGER NOT NULL DEFAULT 0,   -- 0 application; runtime set-up (runc init): 1 before
+                                              -- its seccomp filter, 2 under it up to the exec
     first_seen  INTEGER NOT NULL,
     last_seen   INTEGER NOT NULL,
     epochs      INTEGER NOT NULL DEFAULT 1,   -- epochs in which it was sighted

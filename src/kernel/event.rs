@@ -16,7 +16,49 @@ const KIND_SYSCALL: u32 = 1;
 const KIND_CAP_GRANTED: u32 = 2;
 const KIND_CAP_DENIED: u32 = 3;
 const KIND_CGROUP_NEW: u32 = 4;
-const FLAG_INIT: u8 = 1;
+const PHASE_RUNTIME: u8 = 0;
+const PHASE_RUNTIME_FILTERED: u8 = 1;
+const PHASE_APP: u8 = 2;
+
+/// When in a container's life a sighting was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// The application (after the entrypoint's exec).
+    App,
+    /// The runtime's set-up (runc init) before it installed the container's seccomp filter.
+    Runtime,
+    /// The runtime's set-up under the container's seccomp filter, up to the exec: what any
+    /// profile must allow for the container to start (`ctrace requirements`).
+    RuntimeFiltered,
+}
+
+impl Phase {
+    /// The `sightings.init` column: 0 application, 1 runtime, 2 runtime under the filter.
+    pub fn store_code(self) -> i64 {
+        match self {
+            Phase::App => 0,
+            Phase::Runtime => 1,
+            Phase::RuntimeFiltered => 2,
+        }
+    }
+
+    fn from_kernel(code: u8) -> Option<Phase> {
+        match code {
+            PHASE_RUNTIME => Some(Phase::Runtime),
+            PHASE_RUNTIME_FILTERED => Some(Phase::RuntimeFiltered),
+            PHASE_APP => Some(Phase::App),
+            _ => None,
+        }
+    }
+
+    fn kernel_code(self) -> u8 {
+        match self {
+            Phase::Runtime => PHASE_RUNTIME,
+            Phase::RuntimeFiltered => PHASE_RUNTIME_FILTERED,
+            Phase::App => PHASE_APP,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Item {
@@ -30,8 +72,7 @@ pub enum Item {
 pub struct Sighting {
     pub cgroup_id: u64,
     pub item: Item,
-    /// Runtime set-up (before the entrypoint's execve).
-    pub init: bool,
+    pub phase: Phase,
     pub boot_ns: u64,
     pub pid: u32,
     pub comm: String,
@@ -60,6 +101,8 @@ pub enum DecodeError {
     Kind(u32),
     #[error("unknown ABI code {0}")]
     Abi(u8),
+    #[error("unknown phase code {0}")]
+    Phase(u8),
 }
 
 fn c_string(bytes: &[u8]) -> String {
@@ -98,7 +141,7 @@ pub fn decode(data: &[u8]) -> Result<Event, DecodeError> {
     Ok(Event::Sighting(Sighting {
         cgroup_id: ev.cgroup_id,
         item,
-        init: ev.flags & FLAG_INIT != 0,
+        phase: Phase::from_kernel(ev.phase).ok_or(DecodeError::Phase(ev.phase))?,
         boot_ns: ev.boot_ns,
         pid: ev.pid,
         comm: c_string(&as_bytes(&ev.comm)),
@@ -111,7 +154,7 @@ pub fn encode(s: &Sighting) -> Vec<u8> {
         cgroup_id: s.cgroup_id,
         boot_ns: s.boot_ns,
         pid: s.pid,
-        flags: if s.init { FLAG_INIT } else { 0 },
+        phase: s.phase.kernel_code(),
         ..Default::default()
     };
     (ev.kind, ev.nr, ev.abi) = match s.item {
@@ -135,7 +178,7 @@ mod tests {
         let s = Sighting {
             cgroup_id: 42,
             item: Item::Syscall { abi: Abi::I386, nr: 39 },
-            init: true,
+            phase: Phase::RuntimeFiltered,
             boot_ns: 7,
             pid: 100,
             comm: "busybox".into(),

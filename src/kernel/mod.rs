@@ -67,6 +67,9 @@ pub struct Kernel {
     _links: Vec<Link>,
 }
 
+/// CTRACE_PHASE_APP in bpf/event.h.
+const PHASE_APP: u32 = 2;
+
 const STATE_SIZE: usize = size_of::<types::ctrace_cgroup>();
 
 fn libbpf_message(_level: PrintLevel, message: String) {
@@ -129,7 +132,10 @@ impl Kernel {
         let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
             prog.attach().map_err(|source| KernelError::Attach { program, source })
         };
-        let mut links = vec![attach(&skel.progs.ctrace_cgroup_mkdir, "tp_btf/cgroup_mkdir")?];
+        let mut links = vec![
+            attach(&skel.progs.ctrace_cgroup_mkdir, "tp_btf/cgroup_mkdir")?,
+            attach(&skel.progs.ctrace_exec, "tp_btf/sched_process_exec")?,
+        ];
         if !features.cgroup_storage {
             links.push(attach(&skel.progs.ctrace_cgroup_rmdir, "tp_btf/cgroup_rmdir")?);
         }
@@ -189,9 +195,9 @@ impl Kernel {
     }
 
     /// Starts tracking a cgroup (no-op if the kernel already tracks it from cgroup_mkdir).
-    /// `exec_seen`: the container already runs its entrypoint (it predates the daemon).
-    pub fn track(&self, cg: &CgroupHandle, exec_seen: bool) -> Result<(), KernelError> {
-        let mut state = types::ctrace_cgroup { exec_seen: u32::from(exec_seen), ..Default::default() };
+    /// Such a container already runs its application (it predates the daemon).
+    pub fn track(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
+        let mut state = types::ctrace_cgroup { phase_now: PHASE_APP, ..Default::default() };
         let map = self.state_map();
         let key = self.key(cg);
         if let Ok(Some(existing)) = map.lookup(&key, MapFlags::ANY) {
@@ -236,7 +242,7 @@ impl Kernel {
             id: cg.id,
             source: libbpf_rs::Error::from(std::io::Error::other("short state value")),
         })?;
-        let fresh = types::ctrace_cgroup { exec_seen: state.exec_seen, ..Default::default() };
+        let fresh = types::ctrace_cgroup { phase_now: state.phase_now, ..Default::default() };
         debug_assert_eq!(bytes.len(), STATE_SIZE);
         // SAFETY: plain #[repr(C)] value viewed as bytes.
         let fresh_bytes = unsafe { plain::as_bytes(&fresh) };

@@ -206,7 +206,7 @@ impl Reader<'_> {
         match request {
             ToReader::Track { cgroup_id, path } => match CgroupHandle::open(path.clone()) {
                 Ok(handle) => {
-                    if let Err(e) = self.kernel.track(&handle, true) {
+                    if let Err(e) = self.kernel.track(&handle) {
                         eprintln!("ctrace: error: {e}");
                     }
                     self.tracked.insert(cgroup_id, handle);

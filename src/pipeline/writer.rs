@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::abi::Abi;
-use crate::kernel::event::{Item, Sighting};
+use crate::kernel::event::{Item, Phase, Sighting};
 use crate::names;
 use crate::pipeline::clock::BootClock;
 use crate::pipeline::{ToReader, ToWriter};
@@ -66,7 +66,7 @@ struct IntervalKey {
     container: i64,
     tracefile: i64,
     item: Item,
-    init: bool,
+    phase: Phase,
 }
 
 pub struct Writer {
@@ -365,7 +365,7 @@ fn record(
         container: traced.row,
         tracefile: traced.tracefile_id,
         item: s.item,
-        init: s.init,
+        phase: s.phase,
     };
     let (kind, abi, nr) = kind_and_abi(s.item);
     let abi_name = abi.map(Abi::name);
@@ -378,7 +378,7 @@ fn record(
                  ORDER BY last_seen DESC LIMIT 1",
             )?
             .query_row(
-                params![key.container, key.tracefile, kind, abi_name, nr, s.init],
+                params![key.container, key.tracefile, kind, abi_name, nr, s.phase.store_code()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?,
@@ -404,7 +404,7 @@ fn record(
                 abi_name,
                 nr,
                 item_name(s.item),
-                s.init,
+                s.phase.store_code(),
                 at,
                 s.pid,
                 s.comm

@@ -1,0 +1,280 @@
+//! Harness for the tests that need root and a real dockerd. In CI (`CI` set) a missing
+//! environment fails the test; elsewhere the test prints that it skipped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "ctrace-test/busybox";
+
+/// One daemon at a time: every daemon sees every labelled container.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub struct Env {
+    _serial: MutexGuard<'static, ()>,
+}
+
+fn missing(what: &str) -> Option<Env> {
+    if std::env::var_os("CI").is_some() {
+        panic!("CI requires {what}; run the README's test command (it installs and starts what is needed)");
+    }
+    eprintln!("SKIPPED (not in CI): needs {what}");
+    None
+}
+
+/// Root, dockerd and the test image, or `None` (a printed skip) outside CI.
+pub fn root_env() -> Option<Env> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return missing("root");
+    }
+    if !docker(&["info", "--format", "{{.ServerVersion}}"])
+        .status
+        .success()
+    {
+        return missing("a running dockerd");
+    }
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    ensure_image();
+    Some(Env { _serial: serial })
+}
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running the docker client")
+}
+
+fn ensure_image() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox missing: apt-get install busybox-static"
+        );
+        import_image(IMAGE, &[(busybox, "bin/busybox")]);
+    });
+}
+
+/// Makes an image from files (host path, path in image) plus busybox applet links.
+pub fn import_image(tag: &str, files: &[(&Path, &str)]) {
+    let root = tempfile::tempdir().expect("tempdir");
+    for (src, dst) in files {
+        let target = root.path().join(dst);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(src, &target).unwrap();
+    }
+    std::fs::create_dir_all(root.path().join("bin")).unwrap();
+    for applet in [
+        "sh", "mkdir", "chown", "chroot", "echo", "cat", "sleep", "true", "ls", "touch",
+    ] {
+        let link = root.path().join("bin").join(applet);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).unwrap();
+        }
+    }
+    for dir in ["tmp", "proc", "sys", "dev", "etc"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | docker import - {tag}",
+            root.path().display()
+        ))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker import of {tag} failed");
+}
+
+/// A `ctrace trace` daemon with its own store and data directory.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub stderr_log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr_log = dir.path().join("stderr.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ctrace"))
+            .arg("trace")
+            .arg("--db")
+            .arg(dir.path().join("ctrace.db"))
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap())
+            .spawn()
+            .expect("starting ctrace trace");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[ctrace] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("waiting for Docker events") => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                    panic!("ctrace trace did not start within 30 s:\n{log}");
+                }
+            }
+        }
+        Daemon {
+            child: Some(child),
+            dir,
+            stderr_log,
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("ctrace.db")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Sends a signal to the daemon (only ever the process this harness started).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the PID of our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGTERM, then waits; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.child.take().unwrap().wait().unwrap()
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.take().unwrap().wait();
+    }
+
+    /// Waits until the Tracefile exists and `done` accepts it; returns its text.
+    pub fn wait_tracefile(&self, name: &str, done: impl Fn(&str) -> bool) -> String {
+        let path = self.data().join(name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if !text.is_empty() && done(&text) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "Tracefile {} not as expected within 10 s; it holds:\n{text}\nctrace stderr:\n{}",
+                    path.display(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let out = Command::new(env!("CARGO_BIN_EXE_ctrace"))
+            .args(["sql", "--db"])
+            .arg(self.db())
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ctrace sql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the PID of our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Removes a detached container this test started, even when the test fails.
+pub struct ContainerGuard(pub String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// `docker run --rm --network none` with a label; returns stdout, panics on failure.
+pub fn run_container(label: Option<&str>, image: &str, cmd: &[&str]) -> String {
+    run_named(None, label, image, cmd)
+}
+
+pub fn run_named(name: Option<&str>, label: Option<&str>, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    if let Some(name) = name {
+        args.extend(["--name", name]);
+    }
+    let l;
+    if let Some(label) = label {
+        l = format!("ctrace.tracefile={label}");
+        args.extend(["--label", &l]);
+    }
+    args.push(image);
+    args.extend(cmd);
+    let out = docker(&args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The lines of one Tracefile section.
+pub fn section(tracefile: &str, header: &str) -> Vec<String> {
+    let mut lines = tracefile.lines();
+    let mut out = Vec::new();
+    if lines.by_ref().any(|l| l == header) {
+        out.extend(lines.take_while(|l| !l.is_empty()).map(str::to_string));
+    }
+    out
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}

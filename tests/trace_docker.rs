@@ -1,0 +1,333 @@
+//! The recorder against the real kernel and a real dockerd (root). Run by `.ci/run`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{docker, root_env, run_container, run_named, section, unique, Daemon, IMAGE};
+
+fn set(lines: Vec<String>) -> BTreeSet<String> {
+    lines.into_iter().collect()
+}
+
+#[test]
+fn labelled_container_yields_tracefile_with_exactly_what_it_did() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let busy = unique("busy");
+    let idle = unique("idle");
+    run_container(
+        Some(&busy),
+        IMAGE,
+        &[
+            "sh",
+            "-c",
+            "mkdir /made && chown 1:1 /made && chroot / true && echo done",
+        ],
+    );
+    run_container(Some(&idle), IMAGE, &["sh", "-c", "echo done"]);
+
+    let busy_file = daemon.wait_tracefile(&busy, |t| t.contains("sys_chroot"));
+    let idle_file = daemon.wait_tracefile(&idle, |t| t.contains("write"));
+    assert!(
+        busy_file.starts_with("ARCH\nx86_64\n\nCAPABILITIES\n"),
+        "{busy_file}"
+    );
+
+    let busy_caps = set(section(&busy_file, "CAPABILITIES"));
+    let busy_calls = set(section(&busy_file, "SYSCALLS"));
+    assert!(busy_calls.contains("mkdir"), "{busy_file}");
+    assert!(
+        busy_calls.contains("chown") || busy_calls.contains("fchownat"),
+        "{busy_file}"
+    );
+    assert!(busy_calls.contains("chroot"), "{busy_file}");
+    assert!(
+        busy_caps.contains("chown") && busy_caps.contains("sys_chroot"),
+        "{busy_file}"
+    );
+
+    let idle_caps = set(section(&idle_file, "CAPABILITIES"));
+    let idle_calls = set(section(&idle_file, "SYSCALLS"));
+    for absent in ["mkdir", "chown", "chroot"] {
+        assert!(
+            !idle_calls.contains(absent),
+            "{absent} in idle trace:\n{idle_file}"
+        );
+    }
+    assert!(
+        !idle_caps.contains("chown") && !idle_caps.contains("sys_chroot"),
+        "{idle_file}"
+    );
+    // Runtime set-up (runc init) is flagged and left out by default.
+    assert!(!idle_calls.contains("pivot_root"), "{idle_file}");
+
+    let rows = daemon.query(&format!(
+        "SELECT name, comm, pid FROM sighting_details WHERE tracefile = '{busy}' \
+         AND kind = 'syscall' AND name = 'mkdir' AND init = 0"
+    ));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][1], "mkdir");
+    let init_rows = daemon.query(&format!(
+        "SELECT init, name FROM sighting_details WHERE tracefile = '{busy}' AND init > 0 \
+         AND name IN ('pivot_root', 'execve') ORDER BY name"
+    ));
+    // Runtime set-up is recorded, flagged: pivot_root before the seccomp filter, the
+    // entrypoint's execve under it.
+    assert_eq!(init_rows, vec![vec!["2".to_string(), "execve".to_string()], vec!["1".to_string(), "pivot_root".to_string()]]);
+}
+
+#[test]
+fn unlabelled_container_leaves_nothing() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    run_container(None, IMAGE, &["sh", "-c", "mkdir /x && echo hi"]);
+    // Give the pipeline time to have recorded it, were it going to.
+    std::thread::sleep(Duration::from_secs(2));
+    let rows =
+        daemon.query("SELECT (SELECT count(*) FROM containers), (SELECT count(*) FROM sightings)");
+    assert_eq!(rows, vec![vec!["0".to_string(), "0".to_string()]]);
+    let files: Vec<_> = std::fs::read_dir(daemon.data()).unwrap().collect();
+    assert!(files.is_empty(), "data dir not empty: {files:?}");
+}
+
+#[test]
+fn container_that_exits_at_once_is_recorded_completely() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let script = "mkdir /q && chown 2 /q && echo q";
+    let fast = unique("fast");
+    let started = Instant::now();
+    run_container(Some(&fast), IMAGE, &["sh", "-c", script]);
+    let fast_wall = started.elapsed();
+    // The slow run does the same, then lingers; its extra calls come after the script.
+    let slow = unique("slow");
+    run_container(
+        Some(&slow),
+        IMAGE,
+        &[
+            "sh",
+            "-c",
+            &format!("{script}; read -t 1 x < /dev/zero; true"),
+        ],
+    );
+
+    let fast_file = daemon.wait_tracefile(&fast, |t| t.contains("mkdir"));
+    let slow_file = daemon.wait_tracefile(&slow, |t| t.contains("mkdir"));
+    let fast_calls = set(section(&fast_file, "SYSCALLS"));
+    let slow_calls = set(section(&slow_file, "SYSCALLS"));
+    let missing: Vec<_> = slow_calls.difference(&fast_calls).collect();
+    let allowed_extra = [
+        "read",
+        "poll",
+        "ppoll",
+        "pselect6",
+        "select",
+        "openat",
+        "open",
+        "close",
+        "fstat",
+        "newfstatat",
+        "fcntl",
+        "lseek",
+        "ioctl",
+        "dup2",
+        "dup3",
+        "rt_sigprocmask",
+    ];
+    for m in &missing {
+        assert!(
+            allowed_extra.contains(&m.as_str()),
+            "fast run misses {m} (fast took {fast_wall:?})\nfast:\n{fast_file}\nslow:\n{slow_file}"
+        );
+    }
+    assert!(
+        fast_calls.is_subset(&slow_calls),
+        "fast has calls the slow run lacks:\n{fast_file}\n{slow_file}"
+    );
+    assert_eq!(
+        section(&fast_file, "CAPABILITIES"),
+        section(&slow_file, "CAPABILITIES")
+    );
+}
+
+#[test]
+fn container_started_before_the_daemon_is_traced() {
+    let Some(_env) = root_env() else { return };
+    let name = unique("early");
+    let label = format!("ctrace.tracefile={name}");
+    let out = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--label",
+        &label,
+        IMAGE,
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.1; done; mkdir /late && chown 3 /late && echo ok",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let _guard = common::ContainerGuard(id.clone());
+    let daemon = Daemon::start(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(docker(&["exec", &id, "touch", "/tmp/go"]).status.success());
+    let text = daemon.wait_tracefile(&name, |t| {
+        t.lines().any(|l| l == "mkdir") && t.contains("chown")
+    });
+    assert!(
+        section(&text, "CAPABILITIES").contains(&"chown".to_string()),
+        "{text}"
+    );
+    let _ = docker(&["wait", &id]);
+}
+
+/// A static i386 program: mkdir("/i386dir"), write(1, "ok\n"), exit(0), via int 0x80.
+const I386_ASM: &str = r#"
+    .globl _start
+    .text
+_start:
+    movl $39, %eax
+    movl $dir, %ebx
+    movl $0755, %ecx
+    int $0x80
+    movl $4, %eax
+    movl $1, %ebx
+    movl $msg, %ecx
+    movl $3, %edx
+    int $0x80
+    movl $1, %eax
+    xorl %ebx, %ebx
+    int $0x80
+    .data
+dir: .asciz "/i386dir"
+msg: .ascii "ok\n"
+"#;
+
+pub fn build_i386_image(tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("prog.s");
+    let obj = dir.path().join("prog.o");
+    let bin = dir.path().join("prog32");
+    std::fs::write(&src, I386_ASM).unwrap();
+    let ok = Command::new("as")
+        .args(["--32", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success()
+        && Command::new("ld")
+            .args(["-m", "elf_i386", "-o"])
+            .arg(&bin)
+            .arg(&obj)
+            .status()
+            .unwrap()
+            .success();
+    assert!(ok, "assembling the i386 program failed (needs binutils)");
+    common::import_image(
+        tag,
+        &[(Path::new("/bin/busybox"), "bin/busybox"), (&bin, "prog32")],
+    );
+}
+
+#[test]
+fn i386_binary_is_recorded_under_its_own_abi() {
+    let Some(_env) = root_env() else { return };
+    build_i386_image("ctrace-test/i386");
+    let daemon = Daemon::start(&[]);
+    let name = unique("i386");
+    assert_eq!(
+        run_container(Some(&name), "ctrace-test/i386", &["/prog32"]),
+        "ok\n"
+    );
+    let text = daemon.wait_tracefile(&name, |t| t.contains("SYSCALLS:i386"));
+    let i386 = set(section(&text, "SYSCALLS:i386"));
+    assert_eq!(
+        i386,
+        set(vec!["mkdir".into(), "write".into(), "exit".into()]),
+        "{text}"
+    );
+    // The entrypoint's execve belongs to the runtime; the program made no native call.
+    assert!(section(&text, "SYSCALLS").is_empty(), "{text}");
+    let rows = daemon.query(&format!(
+        "SELECT abi, nr FROM sighting_details WHERE tracefile = '{name}' AND name = 'mkdir' AND init = 0"
+    ));
+    assert_eq!(rows, vec![vec!["i386".to_string(), "39".to_string()]]);
+}
+
+#[test]
+fn hostile_label_is_refused_and_tracing_goes_on() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let escape = format!("../{}", unique("escape"));
+    run_container(Some(&escape), IMAGE, &["sh", "-c", "echo x"]);
+    run_container(Some("/tmp/ctrace-absolute"), IMAGE, &["sh", "-c", "echo x"]);
+    let good = unique("after-hostile");
+    run_container(Some(&good), IMAGE, &["sh", "-c", "mkdir /ok"]);
+    daemon.wait_tracefile(&good, |t| t.contains("mkdir"));
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains("refusing label") && stderr.contains(&escape),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/tmp/ctrace-absolute"), "{stderr}");
+    assert!(!daemon
+        .dir
+        .path()
+        .join(escape.trim_start_matches("../"))
+        .exists());
+    assert!(!Path::new("/tmp/ctrace-absolute").exists());
+    let rows = daemon.query(&format!(
+        "SELECT label FROM containers WHERE label IN ('{escape}', '/tmp/ctrace-absolute', '{good}')"
+    ));
+    assert_eq!(rows, vec![vec![good]]);
+}
+
+#[test]
+fn strftime_label_expands() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let base = unique("weekly");
+    let label = format!("{base}-%Y-W%V");
+    run_container(Some(&label), IMAGE, &["sh", "-c", "mkdir /w"]);
+    let expanded = format!("{base}-{}", chrono::Local::now().format("%Y-W%V"));
+    daemon.wait_tracefile(&expanded, |t| t.contains("mkdir"));
+}
+
+#[test]
+fn sigterm_drains_and_sigkill_keeps_committed_batches() {
+    let Some(_env) = root_env() else { return };
+    let mut daemon = Daemon::start(&[]);
+    let name = unique("term");
+    run_container(Some(&name), IMAGE, &["sh", "-c", "mkdir /t"]);
+    let status = daemon.stop();
+    assert!(
+        status.success(),
+        "exit status {status:?}:\n{}",
+        daemon.stderr()
+    );
+    let text = std::fs::read_to_string(daemon.data().join(&name)).unwrap();
+    assert!(text.contains("mkdir"), "{text}");
+
+    let mut killed = Daemon::start(&[]);
+    let name = unique("kill");
+    run_container(Some(&name), IMAGE, &["sh", "-c", "mkdir /k"]);
+    killed.wait_tracefile(&name, |t| t.contains("mkdir"));
+    killed.kill9();
+    let check = killed.query("PRAGMA integrity_check");
+    assert_eq!(check, vec![vec!["ok".to_string()]]);
+    let rows = killed.query(&format!(
+        "SELECT count(*) FROM sighting_details WHERE tracefile = '{name}' AND name = 'mkdir'"
+    ));
+    assert_eq!(rows, vec![vec!["1".to_string()]]);
+}
