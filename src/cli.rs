@@ -149,17 +149,17 @@ macro_rules! side {
     ($name:ident, $p:literal) => {
         #[derive(Debug, Args, Clone, Default)]
         pub struct $name {
-            #[arg(long = concat!($p, "-since"), value_name = "WHEN")]
+            #[arg(id = concat!($p, "-since"), long = concat!($p, "-since"), value_name = "WHEN")]
             pub since: Option<String>,
-            #[arg(long = concat!($p, "-until"), value_name = "WHEN")]
+            #[arg(id = concat!($p, "-until"), long = concat!($p, "-until"), value_name = "WHEN")]
             pub until: Option<String>,
-            #[arg(long = concat!($p, "-label"), value_name = "VALUE")]
+            #[arg(id = concat!($p, "-label"), long = concat!($p, "-label"), value_name = "VALUE")]
             pub labels: Vec<String>,
-            #[arg(long = concat!($p, "-name"), value_name = "NAME")]
+            #[arg(id = concat!($p, "-name"), long = concat!($p, "-name"), value_name = "NAME")]
             pub names: Vec<String>,
-            #[arg(long = concat!($p, "-image"), value_name = "IMAGE")]
+            #[arg(id = concat!($p, "-image"), long = concat!($p, "-image"), value_name = "IMAGE")]
             pub images: Vec<String>,
-            #[arg(long = concat!($p, "-container"), value_name = "ID")]
+            #[arg(id = concat!($p, "-container"), long = concat!($p, "-container"), value_name = "ID")]
             pub containers: Vec<String>,
         }
 

@@ -1,7 +1,255 @@
+//! `ctrace options`: the union of Tracefiles (files or directories, searched recursively)
+//! and/or a store selection, plus the runtime baseline (`ctrace requirements`), turned into
+//! a seccomp profile written to `--output` and the options that apply it.
+//!
+//! Every input is read and checked before anything is written; the profile is then written
+//! atomically, so a bad input leaves no output file (and an old one untouched).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::OptionsArgs;
+use anyhow::{bail, Context};
+use rusqlite::{Connection, OptionalExtension};
 
-pub fn run(_args: OptionsArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ctrace options` is not implemented yet")
+use crate::cli::{OptionsArgs, OutputFormat, Selection, DEFAULT_DB};
+use crate::names;
+use crate::profile::formats::{self, BaselineSummary, Summary};
+use crate::profile::write_profile;
+use crate::store;
+use crate::store::select::select_tracefile;
+use crate::tracefile::parse::{parse_str, read_tracefile, read_union};
+use crate::tracefile::Tracefile;
+
+/// The runtime baseline cached in the store by `ctrace requirements`.
+#[derive(Debug, Clone)]
+pub struct StoredBaseline {
+    pub engine_version: String,
+    /// Unix milliseconds.
+    pub recorded_at: i64,
+    pub tracefile: Tracefile,
+}
+
+/// The most recently recorded runtime baseline in the store, if any. The stored Tracefile
+/// text is parsed as strictly as a file.
+pub fn stored_baseline(conn: &Connection) -> anyhow::Result<Option<StoredBaseline>> {
+    let row: Option<(String, i64, String)> = conn
+        .query_row(
+            "SELECT engine_version, recorded_at, tracefile FROM requirements \
+             ORDER BY recorded_at DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .context("reading the runtime baseline (table `requirements`) from the store")?;
+    let Some((engine_version, recorded_at, text)) = row else {
+        return Ok(None);
+    };
+    let source = format!(
+        "{}[requirements, engine {engine_version}]",
+        conn.path().filter(|p| !p.is_empty()).unwrap_or("store")
+    );
+    let tracefile = parse_str(&text, Path::new(&source))?;
+    Ok(Some(StoredBaseline {
+        engine_version,
+        recorded_at,
+        tracefile,
+    }))
+}
+
+/// The runtime baseline's Tracefile from the store (most recent engine version), if any.
+pub fn baseline_from_store(conn: &Connection) -> anyhow::Result<Option<Tracefile>> {
+    Ok(stored_baseline(conn)?.map(|b| b.tracefile))
+}
+
+fn no_baseline(db: &Path, why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no runtime baseline: {why}. Without it the profile would block the runtime's own \
+         set-up and containers would fail to start. Record it with `ctrace requirements \
+         --output FILE --db {}` (root, dockerd running) and retry, or pass `--requirements \
+         FILE`, or `--no-requirements` to leave it out",
+        db.display()
+    )
+}
+
+/// The baseline to add, per the options, and how it is reported.
+fn resolve_baseline(args: &OptionsArgs) -> anyhow::Result<(Tracefile, BaselineSummary)> {
+    let summary = |source: &str, path: Option<String>, tf: &Tracefile| BaselineSummary {
+        source: source.to_string(),
+        path,
+        capabilities: tf.capabilities.len(),
+        syscalls: tf.syscall_count(),
+    };
+    if let Some(path) = &args.requirements {
+        let tf = read_tracefile(path).context("reading the requirements Tracefile")?;
+        let s = summary("file", Some(path.display().to_string()), &tf);
+        return Ok((tf, s));
+    }
+    if args.no_requirements {
+        let tf = Tracefile::default();
+        let s = summary("none", None, &tf);
+        return Ok((tf, s));
+    }
+    let db = args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    if !db.exists() {
+        return Err(no_baseline(
+            &db,
+            &format!("store `{}` does not exist", db.display()),
+        ));
+    }
+    let conn = store::open_ro(&db)?;
+    match stored_baseline(&conn)? {
+        Some(b) => {
+            let s = summary("store", Some(db.display().to_string()), &b.tracefile);
+            Ok((b.tracefile, s))
+        }
+        None => Err(no_baseline(
+            &db,
+            &format!("store `{}` has no requirements recorded", db.display()),
+        )),
+    }
+}
+
+fn selection_given(sel: &Selection) -> bool {
+    sel.since.is_some()
+        || sel.until.is_some()
+        || !sel.labels.is_empty()
+        || !sel.names.is_empty()
+        || !sel.images.is_empty()
+        || !sel.containers.is_empty()
+        || sel.runc
+}
+
+/// Drops names the tables do not know (the store may hold numbers newer than this build);
+/// returns them as `abi:name`.
+fn drop_unknown(tf: &mut Tracefile) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for (abi, set) in tf.syscalls.iter_mut() {
+        set.retain(|name| {
+            let known = names::syscall_number(*abi, name).is_some();
+            if !known {
+                dropped.push(format!("{abi}:{name}"));
+            }
+            known
+        });
+    }
+    tf.capabilities.retain(|name| {
+        let known = names::capability_by_name(name).is_some();
+        if !known {
+            dropped.push(format!("capability:{name}"));
+        }
+        known
+    });
+    dropped
+}
+
+pub fn run(args: OptionsArgs) -> anyhow::Result<ExitCode> {
+    if args.no_requirements && args.requirements.is_some() {
+        bail!("--requirements and --no-requirements contradict each other");
+    }
+    if args.tracefiles.is_empty() && args.db.is_none() {
+        bail!("nothing to read: give Tracefiles or directories, or --db PATH with a selection");
+    }
+    if args.db.is_none() && selection_given(&args.selection) {
+        bail!("--since/--until/--label/--name/--image/--container/--runc select from a store: add --db PATH");
+    }
+
+    let (mut union, files) = read_union(&args.tracefiles)?;
+    let mut inputs: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    if let Some(db) = &args.db {
+        let conn = store::open_ro(db)?;
+        let mut selected = select_tracefile(&conn, &args.selection)
+            .with_context(|| format!("selecting from store `{}`", db.display()))?;
+        if selected.is_empty() {
+            bail!(
+                "the selection matches nothing recorded in store `{}` (check --since/--until and \
+                 the container filters; `ctrace sql --db {} \"SELECT * FROM container_summary\"` \
+                 lists what is there)",
+                db.display(),
+                db.display()
+            );
+        }
+        let dropped = drop_unknown(&mut selected);
+        if !dropped.is_empty() {
+            eprintln!(
+                "ctrace: warning: store `{}` holds names unknown to this build, left out: {}",
+                db.display(),
+                dropped.join(", ")
+            );
+        }
+        union.merge(&selected);
+        inputs.push(format!("store:{}", db.display()));
+    }
+    if union.syscall_count() == 0 {
+        eprintln!("ctrace: warning: the inputs record no system calls");
+    }
+    let (baseline, baseline_summary) = resolve_baseline(&args)?;
+    union.merge(&baseline);
+
+    // Everything is read and valid: only now is the output written.
+    let profile = write_profile(&union, &args.output)?;
+    let text = match args.format {
+        OutputFormat::Docker => format!("{}\n", formats::docker_options(&union, &args.output)),
+        OutputFormat::Compose => formats::compose(&union, &args.output),
+        OutputFormat::K8s => formats::k8s(&union, &profile, &args.output),
+        OutputFormat::Json => {
+            let summary = Summary::new(&union, &profile, &args.output, baseline_summary, inputs);
+            format!("{}\n", summary.to_json()?)
+        }
+    };
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::Abi;
+
+    #[test]
+    fn baseline_comes_from_the_newest_requirements_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let conn = store::open_rw(&db).unwrap();
+        assert!(baseline_from_store(&conn).unwrap().is_none());
+        let mut old = Tracefile::default();
+        old.add_syscall(Abi::X86_64, "read");
+        let mut new = Tracefile::default();
+        new.add_syscall(Abi::X86_64, "execve");
+        conn.execute(
+            "INSERT INTO requirements VALUES ('20.10.23', 1, ?1), ('20.10.24', 2, ?2)",
+            [old.render(), new.render()],
+        )
+        .unwrap();
+        assert_eq!(baseline_from_store(&conn).unwrap(), Some(new));
+        let b = stored_baseline(&conn).unwrap().unwrap();
+        assert_eq!(b.engine_version, "20.10.24");
+
+        conn.execute(
+            "INSERT INTO requirements VALUES ('99', 3, 'SYSCALLS\nnope\n')",
+            [],
+        )
+        .unwrap();
+        let err = format!("{:#}", baseline_from_store(&conn).unwrap_err());
+        assert!(
+            err.contains("s.db[requirements, engine 99]:2: unknown"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_store_names_are_dropped() {
+        let mut tf = Tracefile::default();
+        tf.add_syscall(Abi::X86_64, "read");
+        tf.add_syscall(Abi::X86_64, "syscall_999");
+        tf.add_capability("chown");
+        tf.add_capability("cap_41");
+        assert_eq!(
+            drop_unknown(&mut tf),
+            ["x86_64:syscall_999", "capability:cap_41"]
+        );
+        assert_eq!(tf.syscall_count(), 1);
+    }
 }

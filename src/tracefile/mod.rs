@@ -20,6 +20,7 @@
 //! follow in sections of their own, named `SYSCALLS:<abi>`, with that ABI's names.
 
 pub mod label;
+pub mod parse;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

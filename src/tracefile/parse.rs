@@ -1,0 +1,581 @@
+//! Reading Tracefiles back: strict, because they are turned into security policy.
+//!
+//! The grammar is what [`Tracefile::render`] writes (and the original tool wrote):
+//!
+//! - a file is a sequence of sections; a section is a header line followed by one entry per
+//!   line; a blank line ends a section (a known header also starts a new one without it);
+//! - headers: `ARCH`, `CAPABILITIES`, `SYSCALLS` (x86_64) and `SYSCALLS:i386`,
+//!   `SYSCALLS:x32`; each at most once, in any order;
+//! - `ARCH` holds exactly one entry, `x86_64` (the only host architecture ctrace supports);
+//! - `CAPABILITIES` entries are capability names spelt as in Tracefiles: lowercase, without
+//!   `cap_` (`net_raw`), and known to this build;
+//! - `SYSCALLS[:abi]` entries are system call names in that ABI's table (`_llseek` is an
+//!   i386 name, not an x86_64 one);
+//! - surrounding whitespace and `\r` line ends are tolerated; lines starting with `#` are
+//!   comments; anything else (unknown header, unknown name, control characters, bytes that
+//!   are not UTF-8) is an error naming the file and line.
+//!
+//! Files larger than [`MAX_TRACEFILE_BYTES`] are refused before they are read.
+//!
+//! Directories are searched recursively ([`collect_tracefiles`]). Every regular file found
+//! is a Tracefile and must parse, except files the daemon keeps next to Tracefiles:
+//! hidden names (a leading `.`, e.g. temporary `.NAME.ctrace-tmp-*` files and hidden
+//! directories), the store (`*.db`, `*.db-wal`, `*.db-shm`, `*.db-journal`) and generated
+//! profiles (`*.json`). Symbolic links inside a directory are followed to files, never to
+//! directories (no loops). An explicitly named path is always read, whatever its name.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::abi::Abi;
+use crate::names;
+use crate::tracefile::{Tracefile, ARCH, CAPABILITIES, SYSCALLS};
+
+/// A Tracefile of every syscall of every ABI is ~30 KiB; anything near this is not one.
+pub const MAX_TRACEFILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// File-name suffixes skipped when searching directories (the store and profiles).
+pub const SKIPPED_SUFFIXES: [&str; 5] = [".db", ".db-wal", ".db-shm", ".db-journal", ".json"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("{path}: {source}", path = .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: {size} bytes is too large for a Tracefile (limit {limit} bytes)",
+        path = .path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{path}: not a regular file or directory", path = .path.display())]
+    NotAFile { path: PathBuf },
+    #[error("{path}:{line}: not UTF-8 text (binary data?)", path = .path.display())]
+    NotText { path: PathBuf, line: usize },
+    #[error(
+        "{path}:{line}: control character {byte:#04x} (binary data?)",
+        path = .path.display()
+    )]
+    ControlCharacter {
+        path: PathBuf,
+        line: usize,
+        byte: u32,
+    },
+    #[error(
+        "{path}:{line}: unknown section `{name}` (expected {ARCH}, {CAPABILITIES}, {SYSCALLS}, \
+         {SYSCALLS}:i386 or {SYSCALLS}:x32, each followed by one name per line)",
+        path = .path.display()
+    )]
+    UnknownSection {
+        path: PathBuf,
+        line: usize,
+        name: String,
+    },
+    #[error("{path}:{line}: section `{name}` appears twice", path = .path.display())]
+    DuplicateSection {
+        path: PathBuf,
+        line: usize,
+        name: String,
+    },
+    #[error(
+        "{path}:{line}: unsupported architecture `{arch}` (ctrace supports x86_64 hosts; \
+         32-bit syscalls go in {SYSCALLS}:i386)",
+        path = .path.display()
+    )]
+    UnsupportedArch {
+        path: PathBuf,
+        line: usize,
+        arch: String,
+    },
+    #[error("{path}:{line}: {ARCH} holds one architecture, found a second: `{arch}`", path = .path.display())]
+    SecondArch {
+        path: PathBuf,
+        line: usize,
+        arch: String,
+    },
+    #[error("{path}:{line}: {ARCH} section without an architecture", path = .path.display())]
+    EmptyArch { path: PathBuf, line: usize },
+    #[error("{path}:{line}: unknown {abi} system call `{name}`{hint}", path = .path.display())]
+    UnknownSyscall {
+        path: PathBuf,
+        line: usize,
+        abi: Abi,
+        name: String,
+        hint: String,
+    },
+    #[error("{path}:{line}: unknown capability `{name}`{hint}", path = .path.display())]
+    UnknownCapability {
+        path: PathBuf,
+        line: usize,
+        name: String,
+        hint: String,
+    },
+    #[error("{path}:{line}: `{text}` is not a single name", path = .path.display())]
+    NotAName {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("{path}: no sections: not a Tracefile", path = .path.display())]
+    Empty { path: PathBuf },
+    #[error("{path}: no Tracefiles in this directory", path = .path.display())]
+    EmptyDirectory { path: PathBuf },
+}
+
+impl ParseError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ParseError + '_ {
+        move |source| ParseError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Arch,
+    Capabilities,
+    Syscalls(Abi),
+}
+
+impl Section {
+    fn from_header(text: &str) -> Option<Section> {
+        if text == ARCH {
+            return Some(Section::Arch);
+        }
+        if text == CAPABILITIES {
+            return Some(Section::Capabilities);
+        }
+        Abi::ALL
+            .into_iter()
+            .find(|abi| Tracefile::syscall_section(*abi) == text)
+            .map(Section::Syscalls)
+    }
+}
+
+/// Reads and parses one Tracefile, refusing huge files before reading them.
+pub fn read_tracefile(path: &Path) -> Result<Tracefile, ParseError> {
+    let file = File::open(path).map_err(ParseError::io(path))?;
+    let meta = file.metadata().map_err(ParseError::io(path))?;
+    if meta.is_dir() {
+        return Err(ParseError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.is_file() && meta.len() > MAX_TRACEFILE_BYTES {
+        return Err(ParseError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            limit: MAX_TRACEFILE_BYTES,
+        });
+    }
+    // Pipes and character devices have no size: never read more than the limit from them.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_TRACEFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ParseError::io(path))?;
+    if bytes.len() as u64 > MAX_TRACEFILE_BYTES {
+        return Err(ParseError::TooLarge {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+            limit: MAX_TRACEFILE_BYTES,
+        });
+    }
+    parse_bytes(&bytes, path)
+}
+
+/// Parses Tracefile bytes; `path` only names the source in errors.
+pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<Tracefile, ParseError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_str(text, path),
+        Err(err) => {
+            let before = &bytes[..err.valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            Err(ParseError::NotText {
+                path: path.to_path_buf(),
+                line,
+            })
+        }
+    }
+}
+
+/// Parses Tracefile text; `path` only names the source in errors.
+pub fn parse_str(text: &str, path: &Path) -> Result<Tracefile, ParseError> {
+    let path_buf = || path.to_path_buf();
+    let mut out = Tracefile::default();
+    let mut current: Option<(Section, usize)> = None;
+    let mut seen: Vec<Section> = Vec::new();
+    let mut arch: Option<String> = None;
+    let mut arch_header_line = 0;
+    let mut any_section = false;
+
+    for (index, raw) in text.split('\n').enumerate() {
+        let line = index + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if let Some(c) = raw.chars().find(|c| c.is_control() && *c != '\t') {
+            return Err(ParseError::ControlCharacter {
+                path: path_buf(),
+                line,
+                byte: c as u32,
+            });
+        }
+        let text = raw.trim();
+        if text.is_empty() {
+            current = None;
+            continue;
+        }
+        if text.starts_with('#') {
+            continue;
+        }
+        let header = Section::from_header(text);
+        let section = match (current, header) {
+            (_, Some(section)) => {
+                if seen.contains(&section) {
+                    return Err(ParseError::DuplicateSection {
+                        path: path_buf(),
+                        line,
+                        name: text.to_string(),
+                    });
+                }
+                seen.push(section);
+                any_section = true;
+                if section == Section::Arch {
+                    arch_header_line = line;
+                }
+                if let Section::Syscalls(abi) = section {
+                    out.syscalls.entry(abi).or_default();
+                }
+                current = Some((section, line));
+                continue;
+            }
+            (None, None) => {
+                return Err(ParseError::UnknownSection {
+                    path: path_buf(),
+                    line,
+                    name: text.to_string(),
+                })
+            }
+            (Some((section, _)), None) => section,
+        };
+        if text.split_whitespace().nth(1).is_some() {
+            return Err(ParseError::NotAName {
+                path: path_buf(),
+                line,
+                text: text.to_string(),
+            });
+        }
+        match section {
+            Section::Arch => {
+                if let Some(first) = &arch {
+                    if first != text {
+                        return Err(ParseError::SecondArch {
+                            path: path_buf(),
+                            line,
+                            arch: text.to_string(),
+                        });
+                    }
+                }
+                if text != Abi::NATIVE.name() {
+                    return Err(ParseError::UnsupportedArch {
+                        path: path_buf(),
+                        line,
+                        arch: text.to_string(),
+                    });
+                }
+                arch = Some(text.to_string());
+            }
+            Section::Capabilities => {
+                let known =
+                    names::capability_by_name(text).map(|cap| names::short_capability_name(&cap));
+                match known {
+                    Some(short) if short == text => out.add_capability(text),
+                    Some(short) => {
+                        return Err(ParseError::UnknownCapability {
+                            path: path_buf(),
+                            line,
+                            name: text.to_string(),
+                            hint: format!(" (Tracefiles spell it `{short}`)"),
+                        })
+                    }
+                    None => {
+                        return Err(ParseError::UnknownCapability {
+                            path: path_buf(),
+                            line,
+                            name: text.to_string(),
+                            hint: " (see `ctrace capability`)".to_string(),
+                        })
+                    }
+                }
+            }
+            Section::Syscalls(abi) => {
+                if names::syscall_number(abi, text).is_some() {
+                    out.add_syscall(abi, text);
+                } else {
+                    return Err(ParseError::UnknownSyscall {
+                        path: path_buf(),
+                        line,
+                        abi,
+                        name: text.to_string(),
+                        hint: syscall_hint(abi, text),
+                    });
+                }
+            }
+        }
+    }
+    if seen.contains(&Section::Arch) && arch.is_none() {
+        return Err(ParseError::EmptyArch {
+            path: path_buf(),
+            line: arch_header_line,
+        });
+    }
+    if !any_section {
+        return Err(ParseError::Empty { path: path_buf() });
+    }
+    Ok(out)
+}
+
+fn syscall_hint(abi: Abi, name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    if lower != name && names::syscall_number(abi, &lower).is_some() {
+        return format!(" (names are lowercase: `{lower}`)");
+    }
+    match Abi::ALL
+        .into_iter()
+        .find(|other| *other != abi && names::syscall_number(*other, name).is_some())
+    {
+        Some(other) => format!(
+            " (it is an {other} name: put it in section `{}`)",
+            Tracefile::syscall_section(other)
+        ),
+        None => format!(" (see `ctrace syscall --abi {abi}`)"),
+    }
+}
+
+/// Every Tracefile a path names: the file itself, or the files found under a directory
+/// (recursively, sorted, by the rule in the module documentation).
+pub fn collect_tracefiles(path: &Path) -> Result<Vec<PathBuf>, ParseError> {
+    let meta = std::fs::metadata(path).map_err(ParseError::io(path))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut found = Vec::new();
+    walk(path, &mut found)?;
+    if found.is_empty() {
+        return Err(ParseError::EmptyDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(found)
+}
+
+/// Whether a directory entry of this name is skipped when searching for Tracefiles.
+pub fn is_skipped_name(name: &str) -> bool {
+    name.starts_with('.') || SKIPPED_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ParseError> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(ParseError::io(dir))? {
+        let entry = entry.map_err(ParseError::io(dir))?;
+        entries.push(entry);
+    }
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name();
+        if is_skipped_name(&name.to_string_lossy()) {
+            continue;
+        }
+        let file_type = entry.file_type().map_err(ParseError::io(&path))?;
+        if file_type.is_dir() {
+            walk(&path, found)?;
+        } else if file_type.is_file() {
+            found.push(path);
+        } else if file_type.is_symlink() {
+            // Followed to files only; a dangling link or one to a directory is skipped.
+            if std::fs::metadata(&path)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
+            {
+                found.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads every Tracefile the paths name and returns their union, with the files read.
+/// Fails on the first bad file.
+pub fn read_union(paths: &[PathBuf]) -> Result<(Tracefile, Vec<PathBuf>), ParseError> {
+    let mut union = Tracefile::default();
+    let mut files = Vec::new();
+    for path in paths {
+        for file in collect_tracefiles(path)? {
+            union.merge(&read_tracefile(&file)?);
+            files.push(file);
+        }
+    }
+    Ok((union, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Tracefile, ParseError> {
+        parse_str(text, Path::new("t"))
+    }
+
+    fn sample() -> Tracefile {
+        let mut tf = Tracefile::default();
+        tf.add_capability("chown");
+        tf.add_capability("net_raw");
+        for name in ["close", "execve", "mkdir", "write"] {
+            tf.add_syscall(Abi::X86_64, name);
+        }
+        for name in ["_llseek", "exit", "socketcall", "write"] {
+            tf.add_syscall(Abi::I386, name);
+        }
+        tf.add_syscall(Abi::X32, "read");
+        tf
+    }
+
+    #[test]
+    fn round_trips_render() {
+        let tf = sample();
+        assert_eq!(parse(&tf.render()).unwrap(), tf);
+        let empty = Tracefile::default();
+        let parsed = parse(&empty.render()).unwrap();
+        assert!(parsed.is_empty());
+        assert_eq!(parsed.render(), empty.render());
+    }
+
+    #[test]
+    fn reads_the_original_format() {
+        let tf = parse(
+            "ARCH\nx86_64\n\nCAPABILITIES\nnet_raw\n\nSYSCALLS\nbind\nclose\nexecve\nopen\nsendto\n",
+        )
+        .unwrap();
+        assert_eq!(tf.capabilities.len(), 1);
+        assert_eq!(tf.syscall_count(), 5);
+    }
+
+    #[test]
+    fn tolerates_crlf_whitespace_comments_and_missing_blank_lines() {
+        let tf =
+            parse("# made by hand\r\nARCH\r\n x86_64 \r\nSYSCALLS\r\nread\r\n\r\n\r\n").unwrap();
+        assert!(tf.syscalls[&Abi::X86_64].contains("read"));
+    }
+
+    fn line_of(err: ParseError) -> usize {
+        match err {
+            ParseError::UnknownSection { line, .. }
+            | ParseError::UnknownSyscall { line, .. }
+            | ParseError::UnknownCapability { line, .. }
+            | ParseError::NotText { line, .. }
+            | ParseError::ControlCharacter { line, .. }
+            | ParseError::DuplicateSection { line, .. }
+            | ParseError::UnsupportedArch { line, .. }
+            | ParseError::SecondArch { line, .. }
+            | ParseError::EmptyArch { line, .. }
+            | ParseError::NotAName { line, .. } => line,
+            other => panic!("no line in {other}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        assert_eq!(line_of(parse("ARCH\nx86_64\n\nFOO\nbar\n").unwrap_err()), 4);
+        assert_eq!(
+            line_of(parse("SYSCALLS\nread\nnot_a_syscall\n").unwrap_err()),
+            3
+        );
+        // i386 names are not x86_64 names, and the other way round.
+        let err = parse("SYSCALLS\n_llseek\n").unwrap_err();
+        assert!(err.to_string().contains("SYSCALLS:i386"), "{err}");
+        assert_eq!(
+            line_of(parse("SYSCALLS:i386\nnewfstatat\n").unwrap_err()),
+            2
+        );
+        let err = parse("CAPABILITIES\nCAP_CHOWN\n").unwrap_err();
+        assert!(err.to_string().contains("`chown`"), "{err}");
+        assert_eq!(line_of(parse("CAPABILITIES\nchown\nfly\n").unwrap_err()), 3);
+        assert_eq!(line_of(parse("ARCH\naarch64\n").unwrap_err()), 2);
+        assert_eq!(line_of(parse("ARCH\n\nSYSCALLS\n").unwrap_err()), 1);
+        assert_eq!(
+            line_of(parse("SYSCALLS\nread\n\nSYSCALLS\n").unwrap_err()),
+            4
+        );
+        assert_eq!(line_of(parse("SYSCALLS\nread write\n").unwrap_err()), 2);
+        assert_eq!(line_of(parse("SYSCALLS\nread\n\nread\n").unwrap_err()), 4);
+        assert_eq!(line_of(parse("SYSCALLS\nre\0ad\n").unwrap_err()), 2);
+        assert_eq!(
+            line_of(parse_bytes(b"SYSCALLS\nread\n\xff\xfe", Path::new("t")).unwrap_err()),
+            3
+        );
+        assert!(matches!(
+            parse("\n\n# nothing\n"),
+            Err(ParseError::Empty { .. })
+        ));
+        let err = parse("SYSCALLS\nnope\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t:2: unknown x86_64 system call `nope`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_large_files_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let file = File::create(&big).unwrap();
+        file.set_len(100 * 1024 * 1024).unwrap();
+        assert!(matches!(
+            read_tracefile(&big),
+            Err(ParseError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn directories_skip_hidden_store_and_profile_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join(".hidden")).unwrap();
+        let text = sample().render();
+        for name in [
+            "one",
+            "a/two",
+            "a/b/three",
+            ".hidden/x",
+            ".one.ctrace-tmp-1",
+            "ctrace.db",
+            "ctrace.db-wal",
+            "ctrace.db-shm",
+            "p.json",
+        ] {
+            std::fs::write(root.join(name), &text).unwrap();
+        }
+        let found = collect_tracefiles(root).unwrap();
+        let rel: Vec<String> = found
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(rel, ["a/b/three", "a/two", "one"]);
+        let (union, files) = read_union(&[root.to_path_buf()]).unwrap();
+        assert_eq!(union, sample());
+        assert_eq!(files.len(), 3);
+        let empty = root.join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(matches!(
+            collect_tracefiles(&empty),
+            Err(ParseError::EmptyDirectory { .. })
+        ));
+    }
+}
