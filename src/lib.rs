@@ -14,6 +14,7 @@ pub mod names;
 pub mod pipeline;
 pub mod profile;
 pub mod registry;
+pub mod requirements;
 pub mod store;
 pub mod tracefile;
 

@@ -33,7 +33,9 @@ pub fn syscalls(abi: Abi) -> Vec<(u32, &'static str)> {
         Abi::X86_64 | Abi::X32 => x86_64::Sysno::iter()
             .map(|s| (s.id() as u32, s.name()))
             .collect(),
-        Abi::I386 => x86::Sysno::iter().map(|s| (s.id() as u32, s.name())).collect(),
+        Abi::I386 => x86::Sysno::iter()
+            .map(|s| (s.id() as u32, s.name()))
+            .collect(),
     }
 }
 
@@ -81,8 +83,14 @@ mod tests {
     fn capability_names_round_trip() {
         assert_eq!(capability_name(0).as_deref(), Some("chown"));
         assert_eq!(capability_name(18).as_deref(), Some("sys_chroot"));
-        assert_eq!(capability_by_name("sys_chroot").map(|c| c.index()), Some(18));
-        assert_eq!(capability_by_name("CAP_NET_RAW").map(|c| c.index()), Some(13));
+        assert_eq!(
+            capability_by_name("sys_chroot").map(|c| c.index()),
+            Some(18)
+        );
+        assert_eq!(
+            capability_by_name("CAP_NET_RAW").map(|c| c.index()),
+            Some(13)
+        );
         assert!(capability_by_name("not_a_cap").is_none());
     }
 }

@@ -38,7 +38,9 @@ impl Registry {
     }
 
     pub fn get(&self, cgroup_id: u64) -> Option<Arc<Container>> {
-        self.by_cgroup.get(&cgroup_id).map(|c| Arc::clone(c.value()))
+        self.by_cgroup
+            .get(&cgroup_id)
+            .map(|c| Arc::clone(c.value()))
     }
 
     pub fn remove(&self, cgroup_id: u64) -> Option<Arc<Container>> {
@@ -54,5 +56,9 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.by_cgroup.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_cgroup.is_empty()
     }
 }

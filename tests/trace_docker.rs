@@ -4,7 +4,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{docker, root_env, run_container, run_named, section, unique, Daemon, IMAGE};
@@ -77,21 +76,49 @@ fn labelled_container_yields_tracefile_with_exactly_what_it_did() {
     ));
     // Runtime set-up is recorded, flagged: pivot_root before the seccomp filter, the
     // entrypoint's execve under it.
-    assert_eq!(init_rows, vec![vec!["2".to_string(), "execve".to_string()], vec!["1".to_string(), "pivot_root".to_string()]]);
+    assert_eq!(
+        init_rows,
+        vec![
+            vec!["2".to_string(), "execve".to_string()],
+            vec!["1".to_string(), "pivot_root".to_string()]
+        ]
+    );
 }
 
 #[test]
 fn unlabelled_container_leaves_nothing() {
     let Some(_env) = root_env() else { return };
     let daemon = Daemon::start(&[]);
-    run_container(None, IMAGE, &["sh", "-c", "mkdir /x && echo hi"]);
+    let name = unique("unlabelled");
+    run_named(
+        Some(&name),
+        None,
+        IMAGE,
+        &["sh", "-c", "mkdir /x && echo hi"],
+    );
     // Give the pipeline time to have recorded it, were it going to.
     std::thread::sleep(Duration::from_secs(2));
-    let rows =
-        daemon.query("SELECT (SELECT count(*) FROM containers), (SELECT count(*) FROM sightings)");
-    assert_eq!(rows, vec![vec!["0".to_string(), "0".to_string()]]);
-    let files: Vec<_> = std::fs::read_dir(daemon.data()).unwrap().collect();
-    assert!(files.is_empty(), "data dir not empty: {files:?}");
+    // Other labelled containers on this host may be recorded; this one must not be.
+    let rows = daemon.query(&format!(
+        "SELECT count(*) FROM containers WHERE name = '{name}'"
+    ));
+    assert_eq!(rows, vec![vec!["0".to_string()]]);
+    let labels: Vec<String> = daemon
+        .query("SELECT label FROM containers")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    for entry in std::fs::read_dir(daemon.data()).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            labels.contains(&file),
+            "unexpected file {file} in the data dir"
+        );
+    }
+    let orphans = daemon.query(
+        "SELECT count(*) FROM sightings s LEFT JOIN containers c ON c.id = s.container WHERE c.label IS NULL",
+    );
+    assert_eq!(orphans, vec![vec!["0".to_string()]]);
 }
 
 #[test]
@@ -122,6 +149,8 @@ fn container_that_exits_at_once_is_recorded_completely() {
     let missing: Vec<_> = slow_calls.difference(&fast_calls).collect();
     let allowed_extra = [
         "read",
+        "nanosleep",
+        "clock_nanosleep",
         "poll",
         "ppoll",
         "pselect6",
@@ -191,59 +220,10 @@ fn container_started_before_the_daemon_is_traced() {
     let _ = docker(&["wait", &id]);
 }
 
-/// A static i386 program: mkdir("/i386dir"), write(1, "ok\n"), exit(0), via int 0x80.
-const I386_ASM: &str = r#"
-    .globl _start
-    .text
-_start:
-    movl $39, %eax
-    movl $dir, %ebx
-    movl $0755, %ecx
-    int $0x80
-    movl $4, %eax
-    movl $1, %ebx
-    movl $msg, %ecx
-    movl $3, %edx
-    int $0x80
-    movl $1, %eax
-    xorl %ebx, %ebx
-    int $0x80
-    .data
-dir: .asciz "/i386dir"
-msg: .ascii "ok\n"
-"#;
-
-pub fn build_i386_image(tag: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("prog.s");
-    let obj = dir.path().join("prog.o");
-    let bin = dir.path().join("prog32");
-    std::fs::write(&src, I386_ASM).unwrap();
-    let ok = Command::new("as")
-        .args(["--32", "-o"])
-        .arg(&obj)
-        .arg(&src)
-        .status()
-        .unwrap()
-        .success()
-        && Command::new("ld")
-            .args(["-m", "elf_i386", "-o"])
-            .arg(&bin)
-            .arg(&obj)
-            .status()
-            .unwrap()
-            .success();
-    assert!(ok, "assembling the i386 program failed (needs binutils)");
-    common::import_image(
-        tag,
-        &[(Path::new("/bin/busybox"), "bin/busybox"), (&bin, "prog32")],
-    );
-}
-
 #[test]
 fn i386_binary_is_recorded_under_its_own_abi() {
     let Some(_env) = root_env() else { return };
-    build_i386_image("ctrace-test/i386");
+    common::build_i386_image("ctrace-test/i386");
     let daemon = Daemon::start(&[]);
     let name = unique("i386");
     assert_eq!(

@@ -1,7 +1,62 @@
+//! `ctrace requirements`: the runtime baseline as a Tracefile, cached in the store per
+//! Docker engine version (a new engine version records it again).
+
 use std::process::ExitCode;
 
-use crate::cli::RequirementsArgs;
+use anyhow::Context;
+use rusqlite::{params, OptionalExtension};
 
-pub fn run(_args: RequirementsArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ctrace requirements` is not implemented yet")
+use crate::cli::RequirementsArgs;
+use crate::docker::watcher;
+use crate::kernel::probe;
+use crate::requirements;
+use crate::store;
+use crate::tracefile::Tracefile;
+
+pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let docker = runtime.block_on(watcher::connect()).context(
+        "cannot reach Docker (is dockerd running? `dockerd --bridge=none --iptables=false &`)",
+    )?;
+    let version = runtime
+        .block_on(docker.version())
+        .context("asking Docker for its version")?
+        .version
+        .unwrap_or_else(|| "unknown".into());
+    let conn = store::open_rw(&args.db)?;
+    let cached: Option<String> = conn
+        .query_row(
+            "SELECT tracefile FROM requirements WHERE engine_version = ?1",
+            params![version],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let text = match cached {
+        Some(text) if !args.refresh => {
+            eprintln!(
+                "ctrace: runtime baseline for Docker {version} from {}",
+                args.db.display()
+            );
+            text
+        }
+        _ => {
+            probe::check_prerequisites()?;
+            eprintln!("ctrace: recording the runtime baseline of Docker {version}");
+            let baseline: Tracefile = requirements::record(&docker, &runtime)?;
+            let text = baseline.render();
+            conn.execute(
+                "INSERT INTO requirements (engine_version, recorded_at, tracefile) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (engine_version) DO UPDATE SET recorded_at = excluded.recorded_at, \
+                 tracefile = excluded.tracefile",
+                params![version, store::now_ms(), text],
+            )?;
+            text
+        }
+    };
+    crate::profile::seccomp::write_atomically(&args.output, text.as_bytes())?;
+    println!("{}", args.output.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,10 @@ use crate::store;
 pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     match print_rows(&args) {
         // `ctrace sql ... | head` closing the pipe early is not an error.
-        Err(e) if e.downcast_ref::<io::Error>().map(io::Error::kind) == Some(io::ErrorKind::BrokenPipe) => {
+        Err(e)
+            if e.downcast_ref::<io::Error>().map(io::Error::kind)
+                == Some(io::ErrorKind::BrokenPipe) =>
+        {
             Ok(ExitCode::SUCCESS)
         }
         other => other,

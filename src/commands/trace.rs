@@ -71,7 +71,11 @@ async fn trace(
     eprintln!(
         "ctrace: capability checks via {}; per-cgroup state in {}",
         loaded.cap_source.describe(),
-        if loaded.cgroup_storage { "cgroup local storage" } else { "a hash map (no cgroup storage)" }
+        if loaded.cgroup_storage {
+            "cgroup local storage"
+        } else {
+            "a hash map (no cgroup storage)"
+        }
     );
     if args.debug {
         eprintln!("ctrace: kernel events go to {}", trace_pipe().display());
@@ -119,7 +123,11 @@ async fn trace(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn epoch_timer(epoch: std::time::Duration, to_reader: crossbeam_channel::Sender<ToReader>, mut stop: watch::Receiver<bool>) {
+async fn epoch_timer(
+    epoch: std::time::Duration,
+    to_reader: crossbeam_channel::Sender<ToReader>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(epoch);
     every.tick().await;
     loop {

@@ -10,7 +10,10 @@ pub enum CgroupError {
     #[error("no cgroup2 (unified) hierarchy is mounted; ctrace keys containers by it")]
     NoCgroup2,
     #[error("reading {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("process {0} has no cgroup2 entry in /proc/{0}/cgroup")]
     NoEntry(u32),
 }
@@ -40,5 +43,7 @@ pub fn cgroup_of_pid(pid: u32) -> Result<String, CgroupError> {
 /// A cgroup's id as `bpf_get_current_cgroup_id()` returns it: its directory's inode.
 pub fn cgroup_id(root: &std::path::Path, relative: &str) -> Result<u64, CgroupError> {
     let path = root.join(relative.trim_start_matches('/'));
-    fs::metadata(&path).map(|m| m.ino()).map_err(|source| CgroupError::Io { path, source })
+    fs::metadata(&path)
+        .map(|m| m.ino())
+        .map_err(|source| CgroupError::Io { path, source })
 }

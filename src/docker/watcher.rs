@@ -95,8 +95,10 @@ impl Watcher {
             };
             backoff = Duration::from_millis(250);
             let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
-            let mut events =
-                client.events(Some(EventsOptions { filters: Some(filters), ..Default::default() }));
+            let mut events = client.events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }));
             self.inventory(&client).await;
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
@@ -132,7 +134,10 @@ impl Watcher {
     async fn inventory(&mut self, docker: &Docker) {
         let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
         let listed = docker
-            .list_containers(Some(ListContainersOptions { filters: Some(filters), ..Default::default() }))
+            .list_containers(Some(ListContainersOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
             .await;
         let containers = match listed {
             Ok(c) => c,
@@ -146,20 +151,27 @@ impl Watcher {
             if self.registry.by_container_id(&id).is_some() {
                 continue;
             }
-            let inspected = match docker.inspect_container(&id, None::<InspectContainerOptions>).await {
+            let inspected = match docker
+                .inspect_container(&id, None::<InspectContainerOptions>)
+                .await
+            {
                 Ok(i) => i,
                 Err(e) => {
                     eprintln!("ctrace: error: inspecting container {id}: {e}");
                     continue;
                 }
             };
-            let Some(pid) = inspected.state.as_ref().and_then(|s| s.pid).filter(|p| *p > 0) else {
+            let Some(pid) = inspected
+                .state
+                .as_ref()
+                .and_then(|s| s.pid)
+                .filter(|p| *p > 0)
+            else {
                 continue;
             };
             let described = describe(&inspected);
-            let located = cgroup::cgroup_of_pid(pid as u32).and_then(|rel| {
-                cgroup::cgroup_id(&self.cgroup_root, &rel).map(|cid| (rel, cid))
-            });
+            let located = cgroup::cgroup_of_pid(pid as u32)
+                .and_then(|rel| cgroup::cgroup_id(&self.cgroup_root, &rel).map(|cid| (rel, cid)));
             let (relative, cgroup_id) = match located {
                 Ok(found) => found,
                 Err(e) => {
@@ -187,13 +199,28 @@ impl Watcher {
                 let name = attributes.remove("name").unwrap_or_default();
                 let image = attributes.remove("image").unwrap_or_default();
                 // Remaining attributes are the container's labels.
-                self.described.insert(id, Described { name, image, labels: attributes });
+                self.described.insert(
+                    id,
+                    Described {
+                        name,
+                        image,
+                        labels: attributes,
+                    },
+                );
             }
             "die" => {
                 if let Some(container) = self.registry.by_container_id(&id) {
-                    let at_ms = ev.time_nano.map(|n| n / 1_000_000).unwrap_or_else(crate::store::now_ms);
-                    let _ = self.to_writer.send(ToWriter::Stopped { cgroup_id: container.cgroup_id, at_ms });
-                    let _ = self.to_reader.send(ToReader::Untrack { cgroup_id: container.cgroup_id });
+                    let at_ms = ev
+                        .time_nano
+                        .map(|n| n / 1_000_000)
+                        .unwrap_or_else(crate::store::now_ms);
+                    let _ = self.to_writer.send(ToWriter::Stopped {
+                        cgroup_id: container.cgroup_id,
+                        at_ms,
+                    });
+                    let _ = self.to_reader.send(ToReader::Untrack {
+                        cgroup_id: container.cgroup_id,
+                    });
                     self.registry.remove(container.cgroup_id);
                 }
             }

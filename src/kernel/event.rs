@@ -177,7 +177,10 @@ mod tests {
     fn sightings_round_trip() {
         let s = Sighting {
             cgroup_id: 42,
-            item: Item::Syscall { abi: Abi::I386, nr: 39 },
+            item: Item::Syscall {
+                abi: Abi::I386,
+                nr: 39,
+            },
             phase: Phase::RuntimeFiltered,
             boot_ns: 7,
             pid: 100,

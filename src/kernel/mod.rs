@@ -27,11 +27,18 @@ pub enum KernelError {
     #[error("loading the eBPF programs: {0}")]
     Load(libbpf_rs::Error),
     #[error("attaching {program}: {source}")]
-    Attach { program: &'static str, source: libbpf_rs::Error },
+    Attach {
+        program: &'static str,
+        source: libbpf_rs::Error,
+    },
     #[error("no way to observe capability checks on this kernel (tried: {0})")]
     NoCapSource(String),
     #[error("cgroup {id} ({path}): {source}")]
-    Cgroup { id: u64, path: PathBuf, source: std::io::Error },
+    Cgroup {
+        id: u64,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cgroup {id}: updating its kernel state: {source}")]
     State { id: u64, source: libbpf_rs::Error },
 }
@@ -112,35 +119,55 @@ impl Kernel {
         features: &Features,
         cap_source: CapSource,
     ) -> Result<Kernel, KernelError> {
-        let mut open = CtraceSkelBuilder::default().open(leak_object()).map_err(KernelError::Load)?;
+        let mut open = CtraceSkelBuilder::default()
+            .open(leak_object())
+            .map_err(KernelError::Load)?;
         let rodata = open.maps.rodata_data.as_deref_mut().ok_or_else(|| {
             KernelError::Load(libbpf_rs::Error::from(std::io::Error::other("no .rodata")))
         })?;
         rodata.use_cgrp_storage = features.cgroup_storage;
         rodata.debug = config.debug;
         if features.cgroup_storage {
-            open.maps.cgroup_hash.set_autocreate(false).map_err(KernelError::Load)?;
+            open.maps
+                .cgroup_hash
+                .set_autocreate(false)
+                .map_err(KernelError::Load)?;
             open.progs.ctrace_cgroup_rmdir.set_autoload(false);
         } else {
-            open.maps.cgroup_storage.set_autocreate(false).map_err(KernelError::Load)?;
+            open.maps
+                .cgroup_storage
+                .set_autocreate(false)
+                .map_err(KernelError::Load)?;
         }
-        open.progs.ctrace_cap_tracepoint.set_autoload(cap_source == CapSource::Tracepoint);
-        open.progs.ctrace_cap_fexit.set_autoload(cap_source == CapSource::Fexit);
-        open.progs.ctrace_cap_kprobe.set_autoload(cap_source == CapSource::Kprobe);
+        open.progs
+            .ctrace_cap_tracepoint
+            .set_autoload(cap_source == CapSource::Tracepoint);
+        open.progs
+            .ctrace_cap_fexit
+            .set_autoload(cap_source == CapSource::Fexit);
+        open.progs
+            .ctrace_cap_kprobe
+            .set_autoload(cap_source == CapSource::Kprobe);
         let skel = open.load().map_err(KernelError::Load)?;
 
         let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
-            prog.attach().map_err(|source| KernelError::Attach { program, source })
+            prog.attach()
+                .map_err(|source| KernelError::Attach { program, source })
         };
         let mut links = vec![
             attach(&skel.progs.ctrace_cgroup_mkdir, "tp_btf/cgroup_mkdir")?,
             attach(&skel.progs.ctrace_exec, "tp_btf/sched_process_exec")?,
         ];
         if !features.cgroup_storage {
-            links.push(attach(&skel.progs.ctrace_cgroup_rmdir, "tp_btf/cgroup_rmdir")?);
+            links.push(attach(
+                &skel.progs.ctrace_cgroup_rmdir,
+                "tp_btf/cgroup_rmdir",
+            )?);
         }
         links.push(match cap_source {
-            CapSource::Tracepoint => attach(&skel.progs.ctrace_cap_tracepoint, "tp_btf/cap_capable")?,
+            CapSource::Tracepoint => {
+                attach(&skel.progs.ctrace_cap_tracepoint, "tp_btf/cap_capable")?
+            }
             CapSource::Fexit => attach(&skel.progs.ctrace_cap_fexit, "fexit/cap_capable")?,
             CapSource::Kprobe => attach(&skel.progs.ctrace_cap_kprobe, "kprobe/cap_capable")?,
         });
@@ -171,11 +198,19 @@ impl Kernel {
             .progs
             .ctrace_sys_enter
             .attach()
-            .map_err(|source| KernelError::Attach { program: "tp_btf/sys_enter", source })
+            .map_err(|source| KernelError::Attach {
+                program: "tp_btf/sys_enter",
+                source,
+            })
     }
 
     pub fn ringbuf_misses(&self) -> u64 {
-        self.skel.maps.bss_data.as_deref().map(|b| b.ringbuf_misses).unwrap_or(0)
+        self.skel
+            .maps
+            .bss_data
+            .as_deref()
+            .map(|b| b.ringbuf_misses)
+            .unwrap_or(0)
     }
 
     fn key(&self, cg: &CgroupHandle) -> Vec<u8> {
@@ -197,7 +232,10 @@ impl Kernel {
     /// Starts tracking a cgroup (no-op if the kernel already tracks it from cgroup_mkdir).
     /// Such a container already runs its application (it predates the daemon).
     pub fn track(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
-        let mut state = types::ctrace_cgroup { phase_now: PHASE_APP, ..Default::default() };
+        let mut state = types::ctrace_cgroup {
+            phase_now: PHASE_APP,
+            ..Default::default()
+        };
         let map = self.state_map();
         let key = self.key(cg);
         if let Ok(Some(existing)) = map.lookup(&key, MapFlags::ANY) {
@@ -242,7 +280,10 @@ impl Kernel {
             id: cg.id,
             source: libbpf_rs::Error::from(std::io::Error::other("short state value")),
         })?;
-        let fresh = types::ctrace_cgroup { phase_now: state.phase_now, ..Default::default() };
+        let fresh = types::ctrace_cgroup {
+            phase_now: state.phase_now,
+            ..Default::default()
+        };
         debug_assert_eq!(bytes.len(), STATE_SIZE);
         // SAFETY: plain #[repr(C)] value viewed as bytes.
         let fresh_bytes = unsafe { plain::as_bytes(&fresh) };

@@ -7,7 +7,10 @@ pub struct BootClock {
 }
 
 fn now_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; both clocks exist on every Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
@@ -15,7 +18,9 @@ fn now_ns(clock: libc::clockid_t) -> i128 {
 
 impl BootClock {
     pub fn new() -> BootClock {
-        BootClock { offset_ns: now_ns(libc::CLOCK_REALTIME) - now_ns(libc::CLOCK_BOOTTIME) }
+        BootClock {
+            offset_ns: now_ns(libc::CLOCK_REALTIME) - now_ns(libc::CLOCK_BOOTTIME),
+        }
     }
 
     pub fn to_unix_ms(self, boot_ns: u64) -> i64 {

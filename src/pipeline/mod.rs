@@ -24,9 +24,14 @@ pub enum ToWriter {
     /// A tracked cgroup is a labelled container.
     Resolved(Arc<Container>),
     /// A tracked cgroup is not ours: forget what it sent.
-    Ignored { cgroup_id: u64 },
+    Ignored {
+        cgroup_id: u64,
+    },
     /// The container stopped (Unix ms).
-    Stopped { cgroup_id: u64, at_ms: i64 },
+    Stopped {
+        cgroup_id: u64,
+        at_ms: i64,
+    },
     /// Kernel counters, for the store's `meta` table.
     RingbufMisses(u64),
     /// Commit everything, rewrite Tracefiles, end.
@@ -37,11 +42,18 @@ pub enum ToWriter {
 #[derive(Debug)]
 pub enum ToReader {
     /// Track an existing container's cgroup (it started before the daemon).
-    Track { cgroup_id: u64, path: PathBuf },
-    Untrack { cgroup_id: u64 },
+    Track {
+        cgroup_id: u64,
+        path: PathBuf,
+    },
+    Untrack {
+        cgroup_id: u64,
+    },
     /// Forget sightings so continued use is seen again: one cgroup (new Tracefile window) or
     /// all (new epoch).
-    Reset { cgroup_id: u64 },
+    Reset {
+        cgroup_id: u64,
+    },
     ResetAll,
     Shutdown,
 }

@@ -51,8 +51,10 @@ pub fn spawn(
                     return;
                 }
             };
-            let loaded =
-                Loaded { cap_source: kernel.cap_source(), cgroup_storage: kernel.uses_cgroup_storage() };
+            let loaded = Loaded {
+                cap_source: kernel.cap_source(),
+                cgroup_storage: kernel.uses_cgroup_storage(),
+            };
             let mut reader = Reader {
                 kernel: &kernel,
                 cgroup_root: config.cgroup_root,
@@ -78,9 +80,9 @@ pub fn spawn(
         }
         Err(_) => {
             let _ = handle.join();
-            Err(KernelError::Load(libbpf_rs::Error::from(std::io::Error::other(
-                "the reader thread ended while loading",
-            ))))
+            Err(KernelError::Load(libbpf_rs::Error::from(
+                std::io::Error::other("the reader thread ended while loading"),
+            )))
         }
     }
 }
@@ -101,25 +103,27 @@ impl Reader<'_> {
         let mut builder = RingBufferBuilder::new();
         let to_writer = self.to_writer.clone();
         let fresh_in_cb = Rc::clone(&fresh);
-        let added = builder.add(self.kernel.events_map(), move |data: &[u8]| {
-            match event::decode(data) {
-                Ok(Event::Sighting(s)) => {
-                    // Blocks when the writer lags: back-pressure, never a drop.
-                    if to_writer.send(ToWriter::Sighting(s)).is_err() {
-                        return -1;
+        let added = builder
+            .add(self.kernel.events_map(), move |data: &[u8]| {
+                match event::decode(data) {
+                    Ok(Event::Sighting(s)) => {
+                        // Blocks when the writer lags: back-pressure, never a drop.
+                        if to_writer.send(ToWriter::Sighting(s)).is_err() {
+                            return -1;
+                        }
                     }
-                }
-                Ok(Event::NewCgroup(c)) => {
-                    fresh_in_cb.borrow_mut().push(c.clone());
-                    if to_writer.send(ToWriter::NewCgroup(c)).is_err() {
-                        return -1;
+                    Ok(Event::NewCgroup(c)) => {
+                        fresh_in_cb.borrow_mut().push(c.clone());
+                        if to_writer.send(ToWriter::NewCgroup(c)).is_err() {
+                            return -1;
+                        }
                     }
+                    Err(e) => eprintln!("ctrace: skipping a ring buffer record: {e}"),
                 }
-                Err(e) => eprintln!("ctrace: skipping a ring buffer record: {e}"),
-            }
-            0
-        });
-        let ring = match added.and_then(|_| Ok(())).and_then(|_| builder.build()) {
+                0
+            })
+            .map(|_| ());
+        let ring = match added.and_then(|()| builder.build()) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("ctrace: error: opening the ring buffer: {e}");
@@ -164,7 +168,9 @@ impl Reader<'_> {
                 }
             }
         }
-        let _ = self.to_writer.send(ToWriter::RingbufMisses(self.kernel.ringbuf_misses()));
+        let _ = self
+            .to_writer
+            .send(ToWriter::RingbufMisses(self.kernel.ringbuf_misses()));
     }
 
     /// The kernel tracks a new container cgroup since its creation; hold its handle,
@@ -212,7 +218,10 @@ impl Reader<'_> {
                     self.tracked.insert(cgroup_id, handle);
                     self.log_attach_error();
                 }
-                Err(e) => eprintln!("ctrace: error: cgroup {cgroup_id} ({}): {e}", path.display()),
+                Err(e) => eprintln!(
+                    "ctrace: error: cgroup {cgroup_id} ({}): {e}",
+                    path.display()
+                ),
             },
             ToReader::Untrack { cgroup_id } => {
                 match self.tracked.remove(&cgroup_id) {

@@ -41,10 +41,12 @@ pub fn spawn(
     from: Receiver<ToWriter>,
     to_reader: Sender<ToReader>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("ctrace-writer".into()).spawn(move || {
-        let mut writer = Writer::new(conn, config, to_reader);
-        writer.run(&from);
-    })
+    std::thread::Builder::new()
+        .name("ctrace-writer".into())
+        .spawn(move || {
+            let mut writer = Writer::new(conn, config, to_reader);
+            writer.run(&from);
+        })
 }
 
 struct Traced {
@@ -186,17 +188,26 @@ impl State {
             match msg {
                 ToWriter::Sighting(s) => match self.cgroups.get_mut(&s.cgroup_id) {
                     Some(CgroupState::Traced(t)) => {
-                        record(tx, &self.clock, &mut self.open_intervals, self.max_gap_ms, t, &s)?;
+                        record(
+                            tx,
+                            &self.clock,
+                            &mut self.open_intervals,
+                            self.max_gap_ms,
+                            t,
+                            &s,
+                        )?;
                         self.dirty.insert(t.window.clone());
                     }
                     Some(CgroupState::Pending(waiting)) => waiting.push(s),
                     Some(CgroupState::Ignored) => {}
                     None => {
-                        self.cgroups.insert(s.cgroup_id, CgroupState::Pending(vec![s]));
+                        self.cgroups
+                            .insert(s.cgroup_id, CgroupState::Pending(vec![s]));
                     }
                 },
                 ToWriter::NewCgroup(c) => {
-                    self.cgroups.insert(c.cgroup_id, CgroupState::Pending(Vec::new()));
+                    self.cgroups
+                        .insert(c.cgroup_id, CgroupState::Pending(Vec::new()));
                 }
                 ToWriter::Resolved(container) => self.resolve(tx, container)?,
                 ToWriter::Ignored { cgroup_id } => {
@@ -240,8 +251,11 @@ impl State {
                     container.name,
                     container.short_id()
                 );
-                self.cgroups.insert(container.cgroup_id, CgroupState::Ignored);
-                let _ = self.to_reader.send(ToReader::Untrack { cgroup_id: container.cgroup_id });
+                self.cgroups
+                    .insert(container.cgroup_id, CgroupState::Ignored);
+                let _ = self.to_reader.send(ToReader::Untrack {
+                    cgroup_id: container.cgroup_id,
+                });
                 return Ok(());
             }
         };
@@ -276,16 +290,29 @@ impl State {
                 self.config.data_dir.join(&window).display()
             );
         }
-        let mut traced = Traced { container: Arc::clone(&container), row, window, tracefile_id };
+        let mut traced = Traced {
+            container: Arc::clone(&container),
+            row,
+            window,
+            tracefile_id,
+        };
         let waiting = match self.cgroups.remove(&container.cgroup_id) {
             Some(CgroupState::Pending(w)) => w,
             _ => Vec::new(),
         };
         for s in &waiting {
-            record(tx, &self.clock, &mut self.open_intervals, self.max_gap_ms, &mut traced, s)?;
+            record(
+                tx,
+                &self.clock,
+                &mut self.open_intervals,
+                self.max_gap_ms,
+                &mut traced,
+                s,
+            )?;
         }
         self.dirty.insert(traced.window.clone());
-        self.cgroups.insert(container.cgroup_id, CgroupState::Traced(traced));
+        self.cgroups
+            .insert(container.cgroup_id, CgroupState::Traced(traced));
         Ok(())
     }
 
@@ -328,7 +355,9 @@ impl State {
                         eprintln!("ctrace: error: writing Tracefile: {e}");
                     }
                 }
-                Err(e) => eprintln!("ctrace: error: reading Tracefile `{path}` from the store: {e}"),
+                Err(e) => {
+                    eprintln!("ctrace: error: reading Tracefile `{path}` from the store: {e}")
+                }
             }
         }
     }
@@ -342,10 +371,15 @@ fn tracefile_id(
     if let Some(id) = cache.get(path) {
         return Ok(*id);
     }
-    conn.execute("INSERT OR IGNORE INTO tracefiles (path) VALUES (?1)", params![path])?;
-    let id = conn.query_row("SELECT id FROM tracefiles WHERE path = ?1", params![path], |r| {
-        r.get(0)
-    })?;
+    conn.execute(
+        "INSERT OR IGNORE INTO tracefiles (path) VALUES (?1)",
+        params![path],
+    )?;
+    let id = conn.query_row(
+        "SELECT id FROM tracefiles WHERE path = ?1",
+        params![path],
+        |r| r.get(0),
+    )?;
     cache.insert(path.to_string(), id);
     Ok(id)
 }
@@ -378,7 +412,14 @@ fn record(
                  ORDER BY last_seen DESC LIMIT 1",
             )?
             .query_row(
-                params![key.container, key.tracefile, kind, abi_name, nr, s.phase.store_code()],
+                params![
+                    key.container,
+                    key.tracefile,
+                    kind,
+                    abi_name,
+                    nr,
+                    s.phase.store_code()
+                ],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?,
@@ -433,7 +474,9 @@ pub fn materialize(conn: &Connection, path: &str, runc: bool) -> rusqlite::Resul
                 out.add_syscall(abi, &name)
             }
             ("cap_granted", _) => out.add_capability(&name),
-            _ => eprintln!("ctrace: warning: `{name}` has no name in its table; left out of `{path}`"),
+            _ => eprintln!(
+                "ctrace: warning: `{name}` has no name in its table; left out of `{path}`"
+            ),
         }
     }
     Ok(out)
@@ -441,5 +484,8 @@ pub fn materialize(conn: &Connection, path: &str, runc: bool) -> rusqlite::Resul
 
 #[allow(dead_code)]
 fn local_from_ms(ms: i64) -> chrono::DateTime<Local> {
-    Local.timestamp_millis_opt(ms).single().unwrap_or_else(Local::now)
+    Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or_else(Local::now)
 }

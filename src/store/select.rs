@@ -25,7 +25,10 @@ pub fn parse_when(value: &str, now: SystemTime) -> Result<i64, SelectError> {
     } else {
         return Err(SelectError::BadTime(value.to_string()));
     };
-    let ms = instant.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+    let ms = instant
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis();
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
@@ -54,8 +57,7 @@ pub fn select_tracefile(conn: &Connection, sel: &Selection) -> Result<Tracefile,
             return;
         }
         let test = if prefix { "LIKE ? || '%'" } else { "= ?" };
-        let alternatives: Vec<String> =
-            values.iter().map(|_| format!("{column} {test}")).collect();
+        let alternatives: Vec<String> = values.iter().map(|_| format!("{column} {test}")).collect();
         sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
         for v in values {
             params.push(Box::new(v.trim_start_matches('/').to_string()));

@@ -58,7 +58,9 @@ impl TracefilePattern {
     where
         Tz::Offset: std::fmt::Display,
     {
-        let expanded = at.format_with_items(StrftimeItems::new(&self.0)).to_string();
+        let expanded = at
+            .format_with_items(StrftimeItems::new(&self.0))
+            .to_string();
         check_relative(&expanded)?;
         Ok(expanded)
     }
@@ -91,7 +93,11 @@ fn check_relative(path: &str) -> Result<(), LabelError> {
 
 /// Writes `contents` to `data_dir/relative` atomically (temp file + rename), creating
 /// directories on the way and refusing to pass through any symlink.
-pub fn write_inside(data_dir: &Path, relative: &str, contents: &[u8]) -> Result<PathBuf, LabelError> {
+pub fn write_inside(
+    data_dir: &Path,
+    relative: &str,
+    contents: &[u8],
+) -> Result<PathBuf, LabelError> {
     check_relative(relative)?;
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -107,7 +113,10 @@ pub fn write_inside(data_dir: &Path, relative: &str, contents: &[u8]) -> Result<
         dir.push(part);
         match fs::symlink_metadata(&dir) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(LabelError::Symlink { path: relative.to_string(), link: dir })
+                return Err(LabelError::Symlink {
+                    path: relative.to_string(),
+                    link: dir,
+                })
             }
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
@@ -125,7 +134,10 @@ pub fn write_inside(data_dir: &Path, relative: &str, contents: &[u8]) -> Result<
     let target = dir.join(file);
     if let Ok(meta) = fs::symlink_metadata(&target) {
         if meta.file_type().is_symlink() {
-            return Err(LabelError::Symlink { path: relative.to_string(), link: target });
+            return Err(LabelError::Symlink {
+                path: relative.to_string(),
+                link: target,
+            });
         }
     }
     let tmp = dir.join(format!(
@@ -159,10 +171,22 @@ mod tests {
 
     #[test]
     fn hostile_labels_are_refused() {
-        assert!(matches!(TracefilePattern::parse("/etc/passwd"), Err(LabelError::Absolute(_))));
-        assert!(matches!(TracefilePattern::parse("../x"), Err(LabelError::ParentDir(_))));
-        assert!(matches!(TracefilePattern::parse("a/../../x"), Err(LabelError::ParentDir(_))));
-        assert!(matches!(TracefilePattern::parse("%Q-bad"), Err(LabelError::BadPattern(_))));
+        assert!(matches!(
+            TracefilePattern::parse("/etc/passwd"),
+            Err(LabelError::Absolute(_))
+        ));
+        assert!(matches!(
+            TracefilePattern::parse("../x"),
+            Err(LabelError::ParentDir(_))
+        ));
+        assert!(matches!(
+            TracefilePattern::parse("a/../../x"),
+            Err(LabelError::ParentDir(_))
+        ));
+        assert!(matches!(
+            TracefilePattern::parse("%Q-bad"),
+            Err(LabelError::BadPattern(_))
+        ));
         assert!(TracefilePattern::parse("app/%Y-W%V").is_ok());
     }
 
@@ -183,7 +207,10 @@ mod tests {
         let err = write_inside(dir.path(), "evil/file", b"x").unwrap_err();
         assert!(matches!(err, LabelError::Symlink { .. }));
         std::os::unix::fs::symlink("/tmp/target", dir.path().join("link")).unwrap();
-        assert!(matches!(write_inside(dir.path(), "link", b"x"), Err(LabelError::Symlink { .. })));
+        assert!(matches!(
+            write_inside(dir.path(), "link", b"x"),
+            Err(LabelError::Symlink { .. })
+        ));
         let ok = write_inside(dir.path(), "sub/dir/file", b"hello").unwrap();
         assert_eq!(std::fs::read(ok).unwrap(), b"hello");
     }

@@ -41,7 +41,10 @@ pub const SYSCALLS: &str = "SYSCALLS";
 
 impl Tracefile {
     pub fn add_syscall(&mut self, abi: Abi, name: &str) {
-        self.syscalls.entry(abi).or_default().insert(name.to_string());
+        self.syscalls
+            .entry(abi)
+            .or_default()
+            .insert(name.to_string());
     }
 
     pub fn add_capability(&mut self, name: &str) {
@@ -51,7 +54,10 @@ impl Tracefile {
     pub fn merge(&mut self, other: &Tracefile) {
         self.capabilities.extend(other.capabilities.iter().cloned());
         for (abi, names) in &other.syscalls {
-            self.syscalls.entry(*abi).or_default().extend(names.iter().cloned());
+            self.syscalls
+                .entry(*abi)
+                .or_default()
+                .extend(names.iter().cloned());
         }
     }
 

@@ -278,3 +278,52 @@ pub fn unique(prefix: &str) -> String {
         .subsec_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// A static i386 program: mkdir("/i386dir"), write(1, "ok\n"), exit(0), via int 0x80.
+const I386_ASM: &str = r#"
+    .globl _start
+    .text
+_start:
+    movl $39, %eax
+    movl $dir, %ebx
+    movl $0755, %ecx
+    int $0x80
+    movl $4, %eax
+    movl $1, %ebx
+    movl $msg, %ecx
+    movl $3, %edx
+    int $0x80
+    movl $1, %eax
+    xorl %ebx, %ebx
+    int $0x80
+    .data
+dir: .asciz "/i386dir"
+msg: .ascii "ok\n"
+"#;
+
+pub fn build_i386_image(tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("prog.s");
+    let obj = dir.path().join("prog.o");
+    let bin = dir.path().join("prog32");
+    std::fs::write(&src, I386_ASM).unwrap();
+    let ok = Command::new("as")
+        .args(["--32", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success()
+        && Command::new("ld")
+            .args(["-m", "elf_i386", "-o"])
+            .arg(&bin)
+            .arg(&obj)
+            .status()
+            .unwrap()
+            .success();
+    assert!(ok, "assembling the i386 program failed (needs binutils)");
+    import_image(
+        tag,
+        &[(Path::new("/bin/busybox"), "bin/busybox"), (&bin, "prog32")],
+    );
+}

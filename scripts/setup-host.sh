@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what ctrace needs on a fresh Debian machine and starts dockerd when none runs.
+# Idempotent: does nothing that is already done. Needs root.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-host: run as root (installs Debian packages, starts dockerd)" >&2
+    exit 1
+fi
+
+# clang + libelf + zlib + pkg-config build the eBPF skeleton; docker.io is the engine;
+# busybox-static and binutils make the test images (no registry here).
+need=()
+for pkg in clang llvm libelf-dev zlib1g-dev pkg-config docker.io busybox-static binutils; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup-host: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    echo "setup-host: starting dockerd (no bridge, no iptables; containers use --network none)"
+    log=/var/log/ctrace-dockerd.log
+    nohup dockerd --bridge=none --iptables=false --ip6tables=false >"$log" 2>&1 &
+    echo "setup-host: dockerd pid $!"
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    if ! docker info >/dev/null 2>&1; then
+        echo "setup-host: dockerd did not come up; its log:" >&2
+        tail -n 30 "$log" >&2
+        exit 1
+    fi
+fi

@@ -1,0 +1,194 @@
+//! The runtime baseline: what the container runtime (runc init) calls under the container's
+//! own seccomp filter before the entrypoint runs. Every profile must allow it, or no
+//! container starts. Recorded by starting a container whose entrypoint does nothing.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, RemoveContainerOptions, RemoveImageOptions,
+    WaitContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use libbpf_rs::RingBufferBuilder;
+
+use crate::kernel::event::{self, Event, Item, Phase};
+use crate::kernel::{Kernel, KernelConfig};
+use crate::names;
+use crate::tracefile::Tracefile;
+
+const IMAGE_REPO: &str = "ctrace-requirements";
+const IMAGE_TAG: &str = "noop";
+/// Runs to take the union of: the runtime's Go scheduler does not call the same things
+/// every time.
+const RUNS: usize = 3;
+
+/// A static x86_64 program that only calls exit(0): `mov $60,%eax; xor %edi,%edi; syscall`,
+/// assembled and stripped (344 bytes).
+const NOOP_ELF: &[u8] = &[
+    0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x3e, 0x00, 0x01, 0x00, 0x00, 0x00, 0x78, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x98, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x38, 0x00, 0x01, 0x00, 0x40, 0x00, 0x03, 0x00, 0x02, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x78, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x78, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x78, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f,
+    0x05, 0x00, 0x2e, 0x73, 0x68, 0x73, 0x74, 0x72, 0x74, 0x61, 0x62, 0x00, 0x2e, 0x74, 0x65, 0x78,
+    0x74, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+    0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x78, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x78, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x81, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+];
+
+fn image_tar() -> anyhow::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(NOOP_ELF.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    builder.append_data(&mut header, "noop", NOOP_ELF)?;
+    Ok(builder.into_inner()?)
+}
+
+pub fn image() -> String {
+    format!("{IMAGE_REPO}:{IMAGE_TAG}")
+}
+
+pub async fn import_image(docker: &Docker) -> anyhow::Result<()> {
+    let options = CreateImageOptions {
+        from_src: Some("-".into()),
+        repo: Some(IMAGE_REPO.into()),
+        tag: Some(IMAGE_TAG.into()),
+        ..Default::default()
+    };
+    let body = bollard::body_full(bytes::Bytes::from(image_tar()?));
+    let mut progress = docker.create_image(Some(options), Some(body), None);
+    while let Some(step) = progress.next().await {
+        step.context("importing the no-op image")?;
+    }
+    Ok(())
+}
+
+/// Starts one no-op container and returns its id once it has exited.
+async fn run_once(docker: &Docker) -> anyhow::Result<String> {
+    let body = ContainerCreateBody {
+        image: Some(image()),
+        cmd: Some(vec!["/noop".into()]),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+        .context("creating the no-op container")?;
+    let id = created.id;
+    let started = docker.start_container(&id, None).await;
+    if let Err(e) = started {
+        let _ = remove(docker, &id).await;
+        return Err(e).context("starting the no-op container");
+    }
+    let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
+    while let Some(r) = wait.next().await {
+        if let Err(e) = r {
+            let _ = remove(docker, &id).await;
+            return Err(e).context("waiting for the no-op container");
+        }
+    }
+    remove(docker, &id).await?;
+    Ok(id)
+}
+
+async fn remove(docker: &Docker, id: &str) -> anyhow::Result<()> {
+    docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .with_context(|| format!("removing container {id}"))
+}
+
+/// Records the baseline with the kernel programs (root). The kernel state lives on this
+/// thread; the Docker calls run on a current-thread runtime beside it.
+pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Tracefile> {
+    let kernel = Kernel::load(KernelConfig { debug: false })?;
+    let _syscalls = kernel.attach_syscalls()?;
+    let seen: Rc<RefCell<Vec<Event>>> = Rc::default();
+    let sink = Rc::clone(&seen);
+    let mut builder = RingBufferBuilder::new();
+    builder.add(kernel.events_map(), move |data: &[u8]| {
+        if let Ok(ev) = event::decode(data) {
+            sink.borrow_mut().push(ev);
+        }
+        0
+    })?;
+    let ring = builder.build()?;
+
+    runtime.block_on(import_image(docker))?;
+    let mut baseline = Tracefile::default();
+    for _ in 0..RUNS {
+        let id = runtime.block_on(run_once(docker))?;
+        // The ring buffer holds everything already; take it.
+        ring.poll(Duration::from_millis(100))?;
+        ring.consume()?;
+        let events = std::mem::take(&mut *seen.borrow_mut());
+        let cgroup = events.iter().find_map(|e| match e {
+            Event::NewCgroup(c) if c.container_id == id => Some(c.cgroup_id),
+            _ => None,
+        });
+        let Some(cgroup) = cgroup else {
+            bail!("the no-op container's cgroup was not seen being created (cgroup v2 needed)");
+        };
+        let mut calls = BTreeSet::new();
+        for e in &events {
+            if let Event::Sighting(s) = e {
+                if s.cgroup_id == cgroup && s.phase == Phase::RuntimeFiltered {
+                    if let Item::Syscall { abi, nr } = s.item {
+                        if let Some(name) = names::syscall_name(abi, nr) {
+                            calls.insert((abi, name));
+                        }
+                    }
+                }
+            }
+        }
+        if !calls.iter().any(|(_, n)| *n == "execve") {
+            bail!(
+                "no call of the runtime under the container's seccomp filter was seen; \
+                 is seccomp enabled in dockerd (`docker info`)?"
+            );
+        }
+        for (abi, name) in calls {
+            baseline.add_syscall(abi, name);
+        }
+    }
+    let _ = runtime.block_on(docker.remove_image(
+        &image(),
+        Some(RemoveImageOptions {
+            force: true,
+            ..Default::default()
+        }),
+        None,
+    ));
+    Ok(baseline)
+}

@@ -1,0 +1,203 @@
+//! Proof by enforcement (root, real dockerd): a profile made from a trace lets the same
+//! workload run unchanged, stops anything beyond it, and allows nothing else.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{docker, root_env, run_container, section, unique, Daemon, IMAGE};
+
+const WORKLOAD: &str =
+    "echo hello && ls / && chown 0:0 /tmp && cat /etc/hostname >/dev/null && echo done";
+
+fn ctrace(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ctrace"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Traces `cmd` in `image`; returns the Tracefile's path.
+fn trace(daemon: &Daemon, image: &str, cmd: &[&str], expect: &str) -> PathBuf {
+    let name = unique("enforce");
+    run_container(Some(&name), image, cmd);
+    daemon.wait_tracefile(&name, |t| t.contains(expect));
+    daemon.data().join(name)
+}
+
+fn baseline(daemon: &Daemon) -> PathBuf {
+    let out = daemon.dir.path().join("requirements");
+    let run = ctrace(&[
+        "requirements",
+        "--db",
+        path(&daemon.db()),
+        "--output",
+        path(&out),
+    ]);
+    assert!(
+        run.status.success(),
+        "requirements: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
+/// `ctrace options` → the `docker run` options it printed.
+fn options(tracefile: &Path, requirements: &Path, profile: &Path) -> Vec<String> {
+    let run = ctrace(&[
+        "options",
+        "--output",
+        path(profile),
+        "--requirements",
+        path(requirements),
+        path(tracefile),
+    ]);
+    assert!(
+        run.status.success(),
+        "options: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let printed = String::from_utf8_lossy(&run.stdout).trim().to_string();
+    assert!(printed.starts_with("--cap-drop=ALL"), "{printed}");
+    assert!(
+        printed.contains(&format!("--security-opt seccomp={}", profile.display())),
+        "{printed}"
+    );
+    // `--security-opt seccomp=FILE` is two words for docker's argv.
+    printed.split_whitespace().map(str::to_string).collect()
+}
+
+fn run_restricted(opts: &[String], image: &str, cmd: &[&str]) -> std::process::Output {
+    let mut args: Vec<&str> = vec!["run", "--rm", "--network", "none"];
+    args.extend(opts.iter().map(String::as_str));
+    args.push(image);
+    args.extend(cmd);
+    docker(&args)
+}
+
+fn allowed_names(profile: &Path) -> (BTreeSet<String>, Vec<String>) {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(profile).unwrap()).unwrap();
+    assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+    let mut names = BTreeSet::new();
+    for rule in json["syscalls"].as_array().unwrap() {
+        assert_eq!(rule["action"], "SCMP_ACT_ALLOW");
+        for n in rule["names"].as_array().unwrap() {
+            names.insert(n.as_str().unwrap().to_string());
+        }
+    }
+    let mut arches = vec![];
+    for m in json["archMap"].as_array().unwrap() {
+        arches.push(m["architecture"].as_str().unwrap().to_string());
+        for s in m["subArchitectures"].as_array().unwrap() {
+            arches.push(s.as_str().unwrap().to_string());
+        }
+    }
+    (names, arches)
+}
+
+fn tracefile_names(file: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut all: BTreeSet<String> = section(&text, "SYSCALLS").into_iter().collect();
+    all.extend(section(&text, "SYSCALLS:i386"));
+    all
+}
+
+#[test]
+fn profile_from_a_trace_runs_the_workload_and_nothing_more() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let traced = trace(&daemon, IMAGE, &["sh", "-c", WORKLOAD], "chown");
+    let requirements = baseline(&daemon);
+    let profile = daemon.dir.path().join("profile.json");
+    let opts = options(&traced, &requirements, &profile);
+
+    let free = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        WORKLOAD,
+    ]);
+    let restricted = run_restricted(&opts, IMAGE, &["sh", "-c", WORKLOAD]);
+    assert!(
+        restricted.status.success(),
+        "restricted run failed: {}",
+        String::from_utf8_lossy(&restricted.stderr)
+    );
+    assert_eq!(restricted.stdout, free.stdout, "identical output");
+
+    // One extra syscall: refused by the profile.
+    let mkdir = run_restricted(
+        &opts,
+        IMAGE,
+        &["sh", "-c", &format!("{WORKLOAD} && mkdir /extra")],
+    );
+    assert!(!mkdir.status.success());
+    assert!(
+        String::from_utf8_lossy(&mkdir.stderr).contains("Operation not permitted"),
+        "{mkdir:?}"
+    );
+    let chroot = run_restricted(
+        &opts,
+        IMAGE,
+        &["sh", "-c", &format!("{WORKLOAD} && chroot / true")],
+    );
+    assert!(!chroot.status.success());
+    assert!(
+        String::from_utf8_lossy(&chroot.stderr).contains("Operation not permitted"),
+        "{chroot:?}"
+    );
+    // The chown syscall is allowed, but giving a file away needs CAP_CHOWN, which was
+    // never used and so is dropped.
+    let give_away = run_restricted(
+        &opts,
+        IMAGE,
+        &["sh", "-c", &format!("{WORKLOAD} && chown 1 /tmp")],
+    );
+    assert!(!give_away.status.success());
+    assert!(
+        String::from_utf8_lossy(&give_away.stderr).contains("Operation not permitted"),
+        "{give_away:?}"
+    );
+
+    // Nothing beyond the trace and the runtime baseline.
+    let (allowed, arches) = allowed_names(&profile);
+    let mut expected = tracefile_names(&traced);
+    expected.extend(tracefile_names(&requirements));
+    assert_eq!(allowed, expected, "allowed = traced ∪ baseline");
+    assert_eq!(arches, vec!["SCMP_ARCH_X86_64".to_string()]);
+    assert!(
+        allowed.len() < 80,
+        "a busybox workload needs few calls; got {}",
+        allowed.len()
+    );
+}
+
+#[test]
+fn i386_binary_runs_under_the_profile_of_its_own_trace() {
+    let Some(_env) = root_env() else { return };
+    let image = "ctrace-test/i386-enforce";
+    common::build_i386_image(image);
+    let daemon = Daemon::start(&[]);
+    let traced = trace(&daemon, image, &["/prog32"], "SYSCALLS:i386");
+    let requirements = baseline(&daemon);
+    let profile = daemon.dir.path().join("profile32.json");
+    let opts = options(&traced, &requirements, &profile);
+    let run = run_restricted(&opts, image, &["/prog32"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "ok\n");
+    let (allowed, arches) = allowed_names(&profile);
+    for name in ["mkdir", "write", "exit"] {
+        assert!(allowed.contains(name), "{name} missing from {allowed:?}");
+    }
+    assert!(arches.contains(&"SCMP_ARCH_X86".to_string()), "{arches:?}");
+}
