@@ -311,3 +311,63 @@ fn sigterm_drains_and_sigkill_keeps_committed_batches() {
     ));
     assert_eq!(rows, vec![vec!["1".to_string()]]);
 }
+
+#[test]
+fn a_new_strftime_window_starts_a_new_tracefile() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let base = unique("window");
+    // One file per second: the mkdir and the chroot land in different windows.
+    let label = format!("{base}-%H%M%S");
+    run_container(
+        Some(&label),
+        IMAGE,
+        &["sh", "-c", "mkdir /a && sleep 2 && chroot / true"],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (with_mkdir, with_chroot) = loop {
+        let mut files: Vec<(String, String)> = std::fs::read_dir(daemon.data())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&base))
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap_or_default(),
+                )
+            })
+            .collect();
+        files.sort();
+        let mkdir = files
+            .iter()
+            .find(|(_, t)| t.lines().any(|l| l == "mkdir"))
+            .cloned();
+        let chroot = files
+            .iter()
+            .find(|(_, t)| t.lines().any(|l| l == "chroot"))
+            .cloned();
+        if let (Some(m), Some(c)) = (mkdir, chroot) {
+            break (m, c);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "windows not written: {files:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(
+        with_mkdir.0, with_chroot.0,
+        "a later window has its own file"
+    );
+    assert!(
+        !with_chroot.1.lines().any(|l| l == "mkdir"),
+        "{}",
+        with_chroot.1
+    );
+    // What the container keeps using is seen again in the new window.
+    assert!(
+        with_chroot.1.lines().any(|l| l == "chroot"),
+        "{}",
+        with_chroot.1
+    );
+}
