@@ -13,6 +13,18 @@ fn main() {
         .clang_args(["-I", "bpf", "-mcpu=v3", "-Wall"])
         .build_and_generate(out.join("ctrace.skel.rs"))
         .expect("building the BPF skeleton (needs clang; see README)");
+    // Benchmark-only programs (benches/syscall_overhead.rs): the floor and the original design.
+    for (src, skel) in [
+        ("benches/bpf/floor.bpf.c", "bench_floor.skel.rs"),
+        ("benches/bpf/original.bpf.c", "bench_original.skel.rs"),
+    ] {
+        SkeletonBuilder::new()
+            .source(src)
+            .clang_args(["-I", "bpf", "-mcpu=v3", "-Wall"])
+            .build_and_generate(out.join(skel))
+            .expect("building a benchmark BPF skeleton");
+        println!("cargo:rerun-if-changed={src}");
+    }
     for f in [BPF_SRC, "bpf/event.h", "bpf/vmlinux.h"] {
         println!("cargo:rerun-if-changed={f}");
     }
