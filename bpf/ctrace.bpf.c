@@ -15,6 +15,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define TS_COMPAT 0x0002
 #define X32_SYSCALL_BIT 0x40000000ULL
 #define CAP_OPT_NOAUDIT (1U << 1)
+#define SECCOMP_MODE_FILTER_ACTIVE 2
+#define STACK_FRAMES 8 /* tracepoint program, trace runner, cap_capable, callers */
 #define NR_SECCOMP_X86_64 317
 #define NR_PRCTL_X86_64 157
 #define SECCOMP_SET_MODE_FILTER 1
@@ -24,6 +26,12 @@ char LICENSE[] SEC("license") = "GPL";
 /* Chosen by userspace after probing the kernel (see src/kernel/probe.rs). */
 const volatile bool use_cgrp_storage = true;
 const volatile bool debug = false;
+/*
+ * Address ranges of the kernel's audit-free capability wrappers (ns_capable_noaudit,
+ * security_vm_enough_memory_mm, ...), from /proc/kallsyms; [0, 0) when unknown.
+ */
+#define NOAUDIT_RANGES 8
+const volatile __u64 noaudit_ranges[NOAUDIT_RANGES][2] = {};
 
 /* Nothing is lost on a full ring buffer: the bit is rolled back and the miss counted. */
 __u64 ringbuf_misses = 0;
@@ -53,13 +61,11 @@ static const struct ctrace_cgroup zero_state;
 struct ctrace_event _ctrace_event = {};
 struct ctrace_cgroup_event _ctrace_cgroup_event = {};
 
-static __always_inline struct ctrace_cgroup *current_state(void)
+/* The state of the current task's cgroup; `task` is the current task. */
+static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
 {
-	if (use_cgrp_storage) {
-		struct task_struct *task = bpf_get_current_task_btf();
-
+	if (use_cgrp_storage)
 		return bpf_cgrp_storage_get(&cgroup_storage, task->cgroups->dfl_cgrp, 0, 0);
-	}
 	__u64 id = bpf_get_current_cgroup_id();
 
 	return bpf_map_lookup_elem(&cgroup_hash, &id);
@@ -69,6 +75,9 @@ static __always_inline struct ctrace_cgroup *current_state(void)
 static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, __u8 abi,
 				  __u8 phase)
 {
+	/* Nearly every call was seen before: a plain read spares them the locked instruction. */
+	if (*(volatile __u64 *)word & bit)
+		return;
 	if (__sync_fetch_and_or(word, bit) & bit)
 		return;
 
@@ -112,11 +121,11 @@ static __always_inline bool installs_filter(struct pt_regs *regs, __u64 nr)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 {
-	struct ctrace_cgroup *st = current_state();
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct ctrace_cgroup *st = state_of(task);
 	if (!st)
 		return 0;
 
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 nr = (__u64)id;
 	__u8 abi = CTRACE_ABI_X86_64;
 
@@ -141,21 +150,65 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+/* An exec through a file descriptor: runc re-executing its own sealed copy (runc init). */
+static __always_inline bool execs_through_fd(struct linux_binprm *bprm)
+{
+	char name[12] = {};
+
+	bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(bprm, filename));
+	return (name[0] == '/' && name[1] == 'd' && name[2] == 'e' && name[3] == 'v' &&
+		name[4] == '/' && name[5] == 'f' && name[6] == 'd' && name[7] == '/') ||
+	       (name[0] == '/' && name[1] == 'p' && name[2] == 'r' && name[3] == 'o' &&
+		name[4] == 'c' && name[5] == '/' && name[6] == 's' && name[7] == 'e' &&
+		name[8] == 'l' && name[9] == 'f' && name[10] == '/');
+}
+
 /*
  * The entrypoint runs once an exec in the cgroup has succeeded: the runtime's other threads
- * are gone by then (they still make calls between execve's entry and here).
+ * are gone by then (they still make calls between execve's entry and here). An exec before
+ * the runtime's filter that goes through a file descriptor is the runtime re-executing itself
+ * (runc's cloned binary, which can land in the cgroup under load), not the entrypoint.
  */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct ctrace_cgroup *st = current_state();
+	struct ctrace_cgroup *st = state_of(bpf_get_current_task_btf());
 
-	if (st && st->phase_now != CTRACE_PHASE_APP)
-		st->phase_now = CTRACE_PHASE_APP;
+	if (!st || st->phase_now == CTRACE_PHASE_APP)
+		return 0;
+	if (st->phase_now == CTRACE_PHASE_RUNTIME &&
+	    BPF_CORE_READ(p, seccomp.mode) != SECCOMP_MODE_FILTER_ACTIVE && execs_through_fd(bprm)) {
+		if (debug)
+			bpf_printk("ctrace: runtime re-exec in cgroup, still runtime");
+		return 0;
+	}
+	st->phase_now = CTRACE_PHASE_APP;
 	return 0;
 }
 
-static __always_inline void record_cap(const struct cred *cred, int cap, int ret)
+/*
+ * The tracepoint carries no `opts`, so audit-free checks (probes such as memory accounting's
+ * CAP_SYS_ADMIN test on every private writable mapping) would count as uses: they would put
+ * SYS_ADMIN in every privileged container's needs. Their callers are found on the stack.
+ */
+static __always_inline bool from_noaudit_caller(void *ctx)
+{
+	__u64 frames[STACK_FRAMES] = {};
+	long len = bpf_get_stack(ctx, frames, sizeof(frames), 0);
+
+	for (int i = 0; i < STACK_FRAMES; i++) {
+		if (i * (long)sizeof(__u64) >= len)
+			break;
+		for (int r = 0; r < NOAUDIT_RANGES; r++) {
+			if (frames[i] >= noaudit_ranges[r][0] && frames[i] < noaudit_ranges[r][1])
+				return true;
+		}
+	}
+	return false;
+}
+
+static __always_inline void record_cap(void *ctx, const struct cred *cred, int cap, int ret,
+				       bool audit_unknown)
 {
 	if (cap < 0 || cap >= 64)
 		return;
@@ -166,7 +219,7 @@ static __always_inline void record_cap(const struct cred *cred, int cap, int ret
 	struct task_struct *task = bpf_get_current_task_btf();
 	if ((__u64)cred != (__u64)BPF_CORE_READ(task, real_cred))
 		return;
-	struct ctrace_cgroup *st = current_state();
+	struct ctrace_cgroup *st = state_of(task);
 	if (!st)
 		return;
 	__u32 phase = st->phase_now;
@@ -175,9 +228,13 @@ static __always_inline void record_cap(const struct cred *cred, int cap, int ret
 		return;
 	struct ctrace_bits *bits = &st->phase[phase];
 
-	if (ret == 0)
+	if (ret == 0) {
+		if (*(volatile __u64 *)&bits->caps_granted & (1ULL << cap))
+			return;
+		if (audit_unknown && noaudit_ranges[0][1] && from_noaudit_caller(ctx))
+			return;
 		sight(&bits->caps_granted, 1ULL << cap, CTRACE_KIND_CAP_GRANTED, cap, 0, phase);
-	else
+	} else
 		sight(&bits->caps_denied, 1ULL << cap, CTRACE_KIND_CAP_DENIED, cap, 0, phase);
 }
 
@@ -186,7 +243,7 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(ctrace_cap_tracepoint, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	record_cap(cred, cap, ret);
+	record_cap(ctx, cred, cap, ret, true);
 	return 0;
 }
 
@@ -197,7 +254,7 @@ int BPF_PROG(ctrace_cap_fexit, const struct cred *cred, struct user_namespace *t
 {
 	if (opts & CAP_OPT_NOAUDIT)
 		return 0;
-	record_cap(cred, cap, ret);
+	record_cap(ctx, cred, cap, ret, false);
 	return 0;
 }
 
@@ -208,7 +265,7 @@ int BPF_KPROBE(ctrace_cap_kprobe, const struct cred *cred, struct user_namespace
 {
 	if (opts & CAP_OPT_NOAUDIT)
 		return 0;
-	record_cap(cred, cap, 0);
+	record_cap(ctx, cred, cap, 0, false);
 	return 0;
 }
 

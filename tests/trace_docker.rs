@@ -371,3 +371,94 @@ fn a_new_strftime_window_starts_a_new_tracefile() {
         with_chroot.1
     );
 }
+
+#[test]
+fn audit_free_capability_probes_are_not_uses() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    // Every brk/mmap asks for CAP_SYS_ADMIN without auditing (memory accounting); a
+    // container holding it but never mounting must not be told it needs it.
+    let idle = unique("sysadmin-idle");
+    let mounts = unique("sysadmin-mount");
+    let run = |label: &str, script: &str| {
+        let l = format!("ctrace.tracefile={label}");
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--label",
+            &l,
+            IMAGE,
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&idle, "echo hi && ls / >/dev/null");
+    run(&mounts, "mkdir /m && mount -t tmpfs none /m");
+    let idle_file = daemon.wait_tracefile(&idle, |t| t.contains("write"));
+    let mount_file = daemon.wait_tracefile(&mounts, |t| t.contains("mount"));
+    assert!(
+        !section(&idle_file, "CAPABILITIES").contains(&"sys_admin".to_string()),
+        "{idle_file}"
+    );
+    assert!(
+        section(&mount_file, "CAPABILITIES").contains(&"sys_admin".to_string()),
+        "{mount_file}"
+    );
+}
+
+#[test]
+fn containers_started_together_keep_the_runtime_out_of_their_tracefiles() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let base = unique("crowd");
+    let runs: Vec<_> = (0..24)
+        .map(|i| {
+            let label = format!("{base}-{i}");
+            std::thread::spawn(move || {
+                run_container(Some(&label), IMAGE, &["sh", "-c", "mkdir /c && echo c"]);
+                label
+            })
+        })
+        .collect();
+    let labels: Vec<String> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    let mut first: Option<BTreeSet<String>> = None;
+    for label in &labels {
+        let text = daemon.wait_tracefile(label, |t| t.lines().any(|l| l == "mkdir"));
+        let calls = set(section(&text, "SYSCALLS"));
+        for runtime_only in ["pivot_root", "sethostname", "mount", "unshare", "seccomp"] {
+            assert!(
+                !calls.contains(runtime_only),
+                "{runtime_only} in {label}:\n{text}"
+            );
+        }
+        assert!(
+            section(&text, "CAPABILITIES").is_empty(),
+            "{label}:\n{text}"
+        );
+        match &first {
+            None => first = Some(calls),
+            Some(f) => assert!(
+                f.symmetric_difference(&calls).all(|c| [
+                    "nanosleep",
+                    "futex",
+                    "tgkill",
+                    "getpid",
+                    "sched_yield"
+                ]
+                .contains(&c.as_str())),
+                "{label} differs: {:?}",
+                f.symmetric_difference(&calls).collect::<Vec<_>>()
+            ),
+        }
+    }
+}

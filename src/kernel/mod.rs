@@ -127,6 +127,13 @@ impl Kernel {
         })?;
         rodata.use_cgrp_storage = features.cgroup_storage;
         rodata.debug = config.debug;
+        for (slot, (start, end)) in rodata
+            .noaudit_ranges
+            .iter_mut()
+            .zip(&features.noaudit_callers)
+        {
+            *slot = [*start, *end];
+        }
         if features.cgroup_storage {
             open.maps
                 .cgroup_hash

@@ -27,12 +27,56 @@ impl CapSource {
     }
 }
 
+/// Kernel functions that check a capability without auditing it: a probe, not a use.
+/// (`cap_vm_enough_memory` is often inlined into `security_vm_enough_memory_mm`.)
+pub const NOAUDIT_CALLERS: [&str; 6] = [
+    "ns_capable_noaudit",
+    "has_ns_capability_noaudit",
+    "has_capability_noaudit",
+    "security_vm_enough_memory_mm",
+    "cap_vm_enough_memory",
+    "__vm_enough_memory",
+];
+
+/// Address ranges of kernel functions, from /proc/kallsyms: each symbol's address up to the
+/// next symbol's. Absent symbols are left out; hidden addresses (kptr_restrict) give none.
+pub fn function_ranges(names: &[&str]) -> Vec<(u64, u64)> {
+    let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
+        return Vec::new();
+    };
+    let mut symbols: Vec<(u64, &str)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let addr = u64::from_str_radix(fields.next()?, 16).ok()?;
+            let _kind = fields.next()?;
+            Some((addr, fields.next()?))
+        })
+        .filter(|(addr, _)| *addr != 0)
+        .collect();
+    symbols.sort_unstable();
+    symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, sym))| names.contains(sym))
+        .filter_map(|(i, (start, _))| {
+            let end = symbols[i + 1..]
+                .iter()
+                .map(|(a, _)| *a)
+                .find(|a| a > start)?;
+            Some((*start, end))
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct Features {
     /// BPF_MAP_TYPE_CGRP_STORAGE (Linux 6.2+): O(1) per-cgroup state on the syscall path.
     pub cgroup_storage: bool,
     /// Capability sources to try, best first.
     pub cap_sources: Vec<CapSource>,
+    /// Where audit-free capability checks come from (see NOAUDIT_CALLERS).
+    pub noaudit_callers: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,5 +124,6 @@ pub fn probe() -> Features {
     Features {
         cgroup_storage: map_type_supported(libbpf_sys::BPF_MAP_TYPE_CGRP_STORAGE),
         cap_sources,
+        noaudit_callers: function_ranges(&NOAUDIT_CALLERS),
     }
 }
