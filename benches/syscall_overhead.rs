@@ -314,9 +314,8 @@ fn measure(
             run
         }
         Variant::G | Variant::H => {
-            let kernel =
-                ctrace::kernel::Kernel::load(ctrace::kernel::KernelConfig { debug: false })
-                    .map_err(|e| format!("loading ctrace's kernel programs: {e}"))?;
+            let kernel = ctrace::kernel::Kernel::load(ctrace::kernel::KernelConfig::default())
+                .map_err(|e| format!("loading ctrace's kernel programs: {e}"))?;
             let root = ctrace::docker::cgroup::cgroup2_mount().map_err(|e| e.to_string())?;
             // d': something else is tracked, so the program stays attached.
             let other = root.join(format!("ctrace-bench-{}", std::process::id()));

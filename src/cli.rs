@@ -62,6 +62,10 @@ pub struct TraceArgs {
     /// `--since` stays true (humantime: 30m, 1h, 1d).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub epoch: Duration,
+    /// Where the kernel keeps per-container state: `auto` (cgroup local storage when the
+    /// kernel has it, else a hash), or force `storage` or `hash`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub cgroup_state: crate::kernel::StateMap,
 }
 
 /// Which recorded containers to use, and when.

@@ -132,7 +132,7 @@ async fn remove(docker: &Docker, id: &str) -> anyhow::Result<()> {
 /// Records the baseline with the kernel programs (root). The kernel state lives on this
 /// thread; the Docker calls run on a current-thread runtime beside it.
 pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Tracefile> {
-    let kernel = Kernel::load(KernelConfig { debug: false })?;
+    let kernel = Kernel::load(KernelConfig::default())?;
     let _syscalls = kernel.attach_syscalls()?;
     let seen: Rc<RefCell<Vec<Event>>> = Rc::default();
     let sink = Rc::clone(&seen);

@@ -462,3 +462,32 @@ fn containers_started_together_keep_the_runtime_out_of_their_tracefiles() {
         }
     }
 }
+
+#[test]
+fn hash_fallback_records_the_same() {
+    let Some(_env) = root_env() else { return };
+    // Kernels before 6.2 have no cgroup local storage; the hash keyed by cgroup id stands in.
+    let daemon = Daemon::start(&["--cgroup-state", "hash"]);
+    assert!(
+        daemon.stderr().contains("a hash map"),
+        "{}",
+        daemon.stderr()
+    );
+    let name = unique("hash");
+    run_container(
+        Some(&name),
+        IMAGE,
+        &["sh", "-c", "mkdir /h && chown 1 /h && chroot / true"],
+    );
+    let text = daemon.wait_tracefile(&name, |t| t.contains("sys_chroot"));
+    let calls = set(section(&text, "SYSCALLS"));
+    assert!(
+        calls.contains("mkdir") && calls.contains("chroot"),
+        "{text}"
+    );
+    assert!(!calls.contains("pivot_root"), "{text}");
+    assert!(
+        section(&text, "CAPABILITIES").contains(&"chown".to_string()),
+        "{text}"
+    );
+}

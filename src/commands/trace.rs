@@ -60,7 +60,10 @@ async fn trace(
     .context("starting the writer thread")?;
     let (reader, loaded) = reader::spawn(
         reader::ReaderConfig {
-            kernel: KernelConfig { debug: args.debug },
+            kernel: KernelConfig {
+                debug: args.debug,
+                state: args.cgroup_state,
+            },
             cgroup_root: cgroup_root.clone(),
             always_attached: args.runc,
         },

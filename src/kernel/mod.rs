@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
-pub use probe::{CapSource, Features};
+pub use probe::{CapSource, Features, StateMap};
 
 #[allow(clippy::all, dead_code, non_camel_case_types, unused_imports)]
 pub mod skel {
@@ -43,10 +43,11 @@ pub enum KernelError {
     State { id: u64, source: libbpf_rs::Error },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct KernelConfig {
     /// Mirror events to the trace pipe.
     pub debug: bool,
+    pub state: StateMap,
 }
 
 /// A cgroup as the kernel programs key it: local storage wants an open directory, the hash
@@ -96,7 +97,7 @@ impl Kernel {
         let print: Option<(PrintLevel, libbpf_rs::PrintCallback)> =
             config.debug.then_some((PrintLevel::Info, libbpf_message));
         libbpf_rs::set_print(print);
-        let features = probe::probe();
+        let features = probe::probe(config.state);
         let mut tried = Vec::new();
         for source in &features.cap_sources {
             match Self::load_with(config, &features, *source) {

@@ -69,6 +69,17 @@ pub fn function_ranges(names: &[&str]) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Where per-cgroup state lives; `auto` picks local storage when the kernel has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateMap {
+    #[default]
+    Auto,
+    /// BPF_MAP_TYPE_CGRP_STORAGE (Linux 6.2+).
+    Storage,
+    /// A hash keyed by cgroup id (any kernel with BPF ring buffers).
+    Hash,
+}
+
 #[derive(Debug, Clone)]
 pub struct Features {
     /// BPF_MAP_TYPE_CGRP_STORAGE (Linux 6.2+): O(1) per-cgroup state on the syscall path.
@@ -108,7 +119,7 @@ pub fn check_prerequisites() -> Result<(), PrerequisiteError> {
     Ok(())
 }
 
-pub fn probe() -> Features {
+pub fn probe(state: StateMap) -> Features {
     let has_cap_tracepoint = Btf::from_vmlinux()
         .ok()
         .map(|btf| {
@@ -122,7 +133,11 @@ pub fn probe() -> Features {
     }
     cap_sources.extend([CapSource::Fexit, CapSource::Kprobe]);
     Features {
-        cgroup_storage: map_type_supported(libbpf_sys::BPF_MAP_TYPE_CGRP_STORAGE),
+        cgroup_storage: match state {
+            StateMap::Auto => map_type_supported(libbpf_sys::BPF_MAP_TYPE_CGRP_STORAGE),
+            StateMap::Storage => true,
+            StateMap::Hash => false,
+        },
         cap_sources,
         noaudit_callers: function_ranges(&NOAUDIT_CALLERS),
     }
