@@ -491,3 +491,19 @@ fn hash_fallback_records_the_same() {
         "{text}"
     );
 }
+
+#[test]
+fn runc_flag_puts_the_runtime_set_up_in_tracefiles() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&["--runc"]);
+    let name = unique("runc");
+    run_container(Some(&name), IMAGE, &["sh", "-c", "mkdir /r"]);
+    let text = daemon.wait_tracefile(&name, |t| t.contains("mkdir"));
+    let calls = set(section(&text, "SYSCALLS"));
+    for runtime in ["pivot_root", "seccomp", "execve"] {
+        assert!(
+            calls.contains(runtime),
+            "{runtime} missing with --runc:\n{text}"
+        );
+    }
+}
