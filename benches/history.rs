@@ -2,132 +2,41 @@
 //! queried as `options --since 7d` does (`store::select::select_tracefile`), and the store's
 //! size as simulated time grows.
 //!
-//! The store is written with direct SQL inserts that reproduce the writer's interval
-//! coalescing: an item sighted again within two epochs (+5 s) extends its row (last_seen,
-//! epochs + 1); a longer gap starts a new row. Simulating a year through the writer would take
-//! 552 M sightings; instead the rows are computed from each item's schedule by
-//! `coalesce`, which is first checked against the real `Writer` on a small schedule.
+//! The store is written with direct SQL inserts of the rows the writer would have made
+//! (`store::record`): per container and class (x86_64 syscalls, granted capabilities), the set
+//! of items of each hourly epoch; a stored set whose items are all seen again in the next epoch
+//! (or the one after) is extended, what is new starts a row of its own. Simulating a year
+//! through the writer would take 578 M sightings; instead `simulate` computes the rows from each
+//! item's schedule, and is first checked against the real `Writer` on a small schedule.
 //!
 //! Workloads (per container, every hour): "steady" = the same 60 syscalls and 3 capabilities
 //! every epoch (must grow sub-linearly: it adds no rows); "steady + daily job" = the same plus
-//! 3 syscalls used once a day (a new row per day each, by design). No root needed.
+//! 3 syscalls used once a day (one new set row and one first-sightings row per day, by design).
+//! No root needed.
 
 mod common;
+#[path = "history/sim.rs"]
+mod sim;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 
-use ctrace::abi::Abi;
 use ctrace::cli::Selection;
-use ctrace::kernel::event::{Item, Phase, Sighting};
+use ctrace::kernel::event::{Phase, Sighting};
 use ctrace::pipeline::writer::{Writer, WriterConfig};
 use ctrace::pipeline::{ToReader, ToWriter};
 use ctrace::registry::Container;
+use ctrace::store::bits::{Bits, Class};
 use ctrace::tracefile::label::TracefilePattern;
+use sim::{classes, simulate, workload, ItemSpec, Row, EPOCH_MS};
 
 const BENCH: &str = "history";
-const EPOCH_MS: i64 = 3_600_000;
-/// The writer's rule (src/pipeline/writer.rs): extend when the gap is at most 2 epochs + 5 s.
-const MAX_GAP_MS: i64 = 2 * EPOCH_MS + 5_000;
 const TARGET_MS: f64 = 100.0;
 const CHECKPOINT_DAYS: [i64; 5] = [1, 7, 30, 90, 365];
-
-/// An item's use: in which epochs it is sighted.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Schedule {
-    EveryEpoch,
-    /// Once a day, in this hour.
-    Daily(i64),
-}
-
-impl Schedule {
-    fn seen(self, epoch: i64) -> bool {
-        match self {
-            Schedule::EveryEpoch => true,
-            Schedule::Daily(hour) => epoch % 24 == hour,
-        }
-    }
-}
-
-struct ItemSpec {
-    item: Item,
-    name: String,
-    schedule: Schedule,
-    /// When in its epoch it is first sighted (ms after the epoch's reset).
-    offset_ms: i64,
-}
-
-fn workload(daily: bool) -> Vec<ItemSpec> {
-    let mut v: Vec<ItemSpec> = (0..60u32)
-        .map(|nr| ItemSpec {
-            item: Item::Syscall {
-                abi: Abi::X86_64,
-                nr,
-            },
-            name: ctrace::names::syscall_name(Abi::X86_64, nr)
-                .unwrap_or("unknown")
-                .to_string(),
-            schedule: Schedule::EveryEpoch,
-            offset_ms: i64::from(nr) * 500,
-        })
-        .collect();
-    for cap in [0u32, 1, 21] {
-        v.push(ItemSpec {
-            item: Item::CapGranted(cap),
-            name: ctrace::names::capability_name(cap).unwrap_or_else(|| format!("cap_{cap}")),
-            schedule: Schedule::EveryEpoch,
-            offset_ms: 40_000,
-        });
-    }
-    if daily {
-        for nr in [200u32, 201, 202] {
-            v.push(ItemSpec {
-                item: Item::Syscall {
-                    abi: Abi::X86_64,
-                    nr,
-                },
-                name: ctrace::names::syscall_name(Abi::X86_64, nr)
-                    .unwrap_or("unknown")
-                    .to_string(),
-                schedule: Schedule::Daily(3),
-                offset_ms: 1_000,
-            });
-        }
-    }
-    v
-}
-
-/// A stored row: first and last sighting (ms from the start) and epochs counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Row {
-    first: i64,
-    last: i64,
-    epochs: i64,
-}
-
-/// The writer's interval coalescing for one item over `epochs` epochs.
-fn coalesce(schedule: Schedule, offset_ms: i64, epochs: i64) -> Vec<Row> {
-    let mut rows: Vec<Row> = Vec::new();
-    for e in (0..epochs).filter(|e| schedule.seen(*e)) {
-        let at = e * EPOCH_MS + offset_ms;
-        match rows.last_mut() {
-            Some(r) if at - r.last <= MAX_GAP_MS => {
-                r.last = at.max(r.last);
-                r.epochs += 1;
-            }
-            _ => rows.push(Row {
-                first: at,
-                last: at,
-                epochs: 1,
-            }),
-        }
-    }
-    rows
-}
 
 fn container(i: i64) -> Result<Container, String> {
     Ok(Container {
@@ -147,10 +56,25 @@ fn fill(db: &Path, containers: i64, specs: &[ItemSpec], days: i64) -> Result<usi
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?;
-    let t0 = now.as_millis() as i64 - epochs * EPOCH_MS;
-    let rows: Vec<Vec<Row>> = specs
-        .iter()
-        .map(|s| coalesce(s.schedule, s.offset_ms, epochs))
+    let now_ms = now.as_millis() as i64;
+    // Epochs are aligned to the Unix epoch; the last one is the current one.
+    let t0 = (now_ms.div_euclid(EPOCH_MS) - epochs + 1) * EPOCH_MS;
+    let simulated: Vec<(Class, Vec<Row>, Vec<String>)> = classes(specs)
+        .into_iter()
+        .map(|(class, items)| {
+            let (rows, firsts) = simulate(&items, epochs);
+            let firsts = firsts
+                .iter()
+                .map(|epoch| {
+                    let v: Vec<(u32, i64, u32, &str)> = epoch
+                        .iter()
+                        .map(|(nr, at)| (*nr, t0 + at, 4242, "app"))
+                        .collect();
+                    serde_json::to_string(&v).unwrap_or_default()
+                })
+                .collect();
+            (class, rows, firsts)
+        })
         .collect();
     let mut conn = ctrace::store::open_rw(db).map_err(|e| e.to_string())?;
     let tx = conn.transaction().map_err(|e| e.to_string())?;
@@ -167,9 +91,15 @@ fn fill(db: &Path, containers: i64, specs: &[ItemSpec], days: i64) -> Result<usi
             .map_err(|e| e.to_string())?;
         let mut add_row = tx
             .prepare(
-                "INSERT INTO sightings (container, tracefile, kind, abi, nr, name, init, \
-                 first_seen, last_seen, epochs, pid, comm) \
-                 VALUES (?1, ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, 4242, 'app')",
+                "INSERT INTO runs (container, tracefile, kind, abi, init, first_seen, last_seen, \
+                 epochs, w0, w1, w2, w3, w4, w5, w6, w7) \
+                 VALUES (?1, ?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut add_firsts = tx
+            .prepare(
+                "INSERT INTO first_sightings (container, tracefile, kind, abi, init, items) \
+                 VALUES (?1, ?1, ?2, ?3, 0, ?4)",
             )
             .map_err(|e| e.to_string())?;
         for i in 0..containers {
@@ -190,28 +120,44 @@ fn fill(db: &Path, containers: i64, specs: &[ItemSpec], days: i64) -> Result<usi
             add_tracefile
                 .execute(params![i + 1, c.pattern.as_str()])
                 .map_err(|e| e.to_string())?;
-            for (spec, rows) in specs.iter().zip(&rows) {
-                let (kind, abi, nr) = match spec.item {
-                    Item::Syscall { abi, nr } => ("syscall", Some(abi.name()), nr),
-                    Item::CapGranted(nr) => ("cap_granted", None, nr),
-                    Item::CapDenied(nr) => ("cap_denied", None, nr),
-                };
-                for r in rows {
-                    add_row
-                        .execute(params![
-                            i + 1,
-                            kind,
-                            abi,
-                            nr,
-                            spec.name,
-                            t0 + r.first,
-                            t0 + r.last,
-                            r.epochs
-                        ])
+            for (class, _, firsts) in &simulated {
+                for items in firsts {
+                    add_firsts
+                        .execute(params![i + 1, class.kind(), class.abi(), items])
                         .map_err(|e| e.to_string())?;
-                    n += 1;
                 }
             }
+        }
+        // In the order the writer creates them (time), so rows of the same days sit together.
+        let mut order: Vec<(i64, i64, &Class, &Row)> = (0..containers)
+            .flat_map(|i| {
+                simulated.iter().flat_map(move |(class, rows, _)| {
+                    rows.iter().map(move |r| (r.first, i, class, r))
+                })
+            })
+            .collect();
+        order.sort_by_key(|(first, i, class, _)| (*first, *i, **class));
+        for (_, i, class, r) in order {
+            let w = r.bits.words();
+            add_row
+                .execute(params![
+                    i + 1,
+                    class.kind(),
+                    class.abi(),
+                    t0 + r.first,
+                    t0 + r.last,
+                    r.epochs,
+                    w[0],
+                    w[1],
+                    w[2],
+                    w[3],
+                    w[4],
+                    w[5],
+                    w[6],
+                    w[7]
+                ])
+                .map_err(|e| e.to_string())?;
+            n += 1;
         }
     }
     tx.commit().map_err(|e| e.to_string())?;
@@ -220,7 +166,10 @@ fn fill(db: &Path, containers: i64, specs: &[ItemSpec], days: i64) -> Result<usi
     Ok(n)
 }
 
-/// Checks `coalesce` against the real writer: a few containers through 100 hourly epochs.
+/// A store's set rows in a comparable form: class, items, last − first, epochs.
+type Shape = Vec<(Class, Vec<u32>, i64, i64)>;
+
+/// Checks `simulate` against the real writer: one container through 100 hourly epochs.
 fn check_against_writer(dir: &Path) -> Result<(), String> {
     const EPOCHS: i64 = 100;
     let specs = workload(true);
@@ -243,7 +192,10 @@ fn check_against_writer(dir: &Path) -> Result<(), String> {
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    let boot0 = ts.tv_sec as u64 * 1_000_000_000;
+    let boot_now_ms = ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000;
+    let unix_now_ms = ctrace::store::now_ms();
+    // Epoch 0 starts at the next epoch boundary of Unix time (+100 ms of clock slack).
+    let boot0_ms = boot_now_ms + EPOCH_MS - unix_now_ms.rem_euclid(EPOCH_MS) + 100;
     let c = Arc::new(container(0)?);
     writer
         .apply_batch(vec![ToWriter::Resolved(Arc::clone(&c))])
@@ -257,7 +209,7 @@ fn check_against_writer(dir: &Path) -> Result<(), String> {
                     cgroup_id: c.cgroup_id,
                     item: s.item,
                     phase: Phase::App,
-                    boot_ns: boot0 + ((e * EPOCH_MS + s.offset_ms) as u64) * 1_000_000,
+                    boot_ns: (boot0_ms + e * EPOCH_MS + s.offset_ms) as u64 * 1_000_000,
                     pid: 4242,
                     comm: "app".into(),
                 })
@@ -269,35 +221,59 @@ fn check_against_writer(dir: &Path) -> Result<(), String> {
     let conn = Connection::open(&db).map_err(|e| e.to_string())?;
     let mut stmt = conn
         .prepare(
-            "SELECT name, last_seen - first_seen, epochs FROM sightings ORDER BY name, first_seen",
+            "SELECT kind, abi, last_seen - first_seen, epochs, w0, w1, w2, w3, w4, w5, w6, w7 \
+             FROM runs",
         )
         .map_err(|e| e.to_string())?;
-    let mut from_writer: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
-    while let Some(r) = rows.next().map_err(|e| e.to_string())? {
-        let name: String = r.get(0).map_err(|e| e.to_string())?;
-        from_writer.entry(name).or_default().push((
-            r.get(1).map_err(|e| e.to_string())?,
-            r.get(2).map_err(|e| e.to_string())?,
-        ));
-    }
-    let mut simulated: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    for s in &specs {
-        simulated.entry(s.name.clone()).or_default().extend(
-            coalesce(s.schedule, s.offset_ms, EPOCHS)
-                .iter()
-                .map(|r| (r.last - r.first, r.epochs)),
+    let mut from_writer: Shape = stmt
+        .query_map([], |r| {
+            let kind: String = r.get(0)?;
+            let abi: Option<String> = r.get(1)?;
+            Ok((
+                Class::from_columns(&kind, abi.as_deref()),
+                Bits::from_row(r, 4)?.iter().collect::<Vec<u32>>(),
+                r.get(2)?,
+                r.get(3)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?
+        .filter_map(|r| match r {
+            Ok((Some(class), items, span, epochs)) => Some(Ok((class, items, span, epochs))),
+            Ok(_) => None,
+            Err(e) => Some(Err(e.to_string())),
+        })
+        .collect::<Result<_, String>>()?;
+    let writer_firsts: i64 = conn
+        .query_row(
+            "SELECT coalesce(sum(json_array_length(items)), 0) FROM first_sightings",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut simulated: Shape = Vec::new();
+    let mut simulated_firsts = 0;
+    for (class, items) in classes(&specs) {
+        let (rows, firsts) = simulate(&items, EPOCHS);
+        simulated_firsts += firsts.iter().map(Vec::len).sum::<usize>() as i64;
+        simulated.extend(
+            rows.iter()
+                .map(|r| (class, r.bits.iter().collect(), r.last - r.first, r.epochs)),
         );
     }
-    if from_writer != simulated {
+    from_writer.sort();
+    simulated.sort();
+    if from_writer != simulated || writer_firsts != simulated_firsts {
         return Err(format!(
-            "the simulation does not match the writer's coalescing:\n writer   {from_writer:?}\n \
-             simulated {simulated:?}"
+            "the simulation does not match the writer:\n writer    {writer_firsts} first \
+             sightings, {from_writer:?}\n simulated {simulated_firsts} first sightings, \
+             {simulated:?}"
         ));
     }
     println!(
-        "  simulation checked against the real Writer: 100 epochs, {} rows, identical",
-        simulated.values().map(Vec::len).sum::<usize>()
+        "  simulation checked against the real Writer: 100 epochs, {} set rows and {} first \
+         sightings, identical",
+        simulated.len(),
+        simulated_firsts
     );
     Ok(())
 }

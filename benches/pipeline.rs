@@ -3,8 +3,9 @@
 //! the reader, sent over the bounded channel, applied by the writer in batched transactions
 //! (`Writer::apply_batch`) and committed to a temporary SQLite store.
 //!
-//! Two passes: epoch 1 (every sighting is new: INSERT path) and epoch 2 (the same items seen
-//! again one epoch later: the interval-extending UPDATE path, the steady state). Reports
+//! Two passes: epoch 1 (every sighting is new: sets start, every first sighting is kept with its
+//! pid and comm) and epoch 2 (the same items seen again one epoch later: epoch 1's sets are
+//! closed and the steady state begins). Reports
 //! sightings/s end to end, the split between reader-side work and the writer, and peak memory
 //! (VmHWM). No root needed. `CTRACE_BENCH_CONTAINERS` (default 1000) scales it.
 
@@ -18,14 +19,12 @@ use crossbeam_channel::{Receiver, Sender};
 
 use ctrace::abi::Abi;
 use ctrace::kernel::event::{self, Event, Item, Phase, Sighting};
-use ctrace::pipeline::writer::{Writer, WriterConfig};
+use ctrace::pipeline::writer::{Writer, WriterConfig, BATCH_MAX};
 use ctrace::pipeline::{ToReader, ToWriter, CHANNEL_CAPACITY};
 use ctrace::registry::Container;
 use ctrace::tracefile::label::TracefilePattern;
 
 const BENCH: &str = "pipeline";
-/// What the daemon's writer takes per transaction at most (src/pipeline/writer.rs BATCH_MAX).
-const BATCH_MAX: usize = 50_000;
 const TARGET_PER_S: f64 = 1_000_000.0;
 const EPOCH: Duration = Duration::from_secs(3600);
 
@@ -178,10 +177,7 @@ fn run() -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?,
     );
     let mut rates = Vec::new();
-    for (epoch, label) in [
-        (0u64, "epoch 1 (new: INSERT)"),
-        (1, "epoch 2 (again: extend)"),
-    ] {
+    for (epoch, label) in [(0u64, "epoch 1 (new)"), (1, "epoch 2 (again)")] {
         let (to_writer, from) = crossbeam_channel::bounded::<ToWriter>(CHANNEL_CAPACITY);
         let at = start_ns + epoch * EPOCH.as_nanos() as u64;
         let started = Instant::now();
@@ -221,46 +217,18 @@ fn run() -> Result<(), String> {
         );
         common::flush();
     }
-    // Where the writer's time goes: the SQLite ceiling for the same rows, without the writer.
-    for (label, drop_index) in [("schema as is", false), ("without sightings_by_item", true)] {
-        let db = dir.path().join(format!("ceiling-{drop_index}.db"));
-        let mut conn = ctrace::store::open_rw(&db).map_err(|e| e.to_string())?;
-        if drop_index {
-            conn.execute_batch("DROP INDEX sightings_by_item")
-                .map_err(|e| e.to_string())?;
-        }
-        conn.execute_batch(
-            "INSERT INTO tracefiles (id, path) VALUES (1, 'x'); \
-             INSERT INTO containers (id, container_id, name, image, label, started_at) \
-             VALUES (1, 'c', 'c', 'i', 'x', 0)",
-        )
-        .map_err(|e| e.to_string())?;
-        let started = Instant::now();
-        for chunk in 0..total / BATCH_MAX {
-            let tx = conn.transaction().map_err(|e| e.to_string())?;
-            {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO sightings (container, tracefile, kind, abi, nr, name, init, \
-                         first_seen, last_seen, pid, comm) \
-                         VALUES (1, 1, 'syscall', 'x86_64', ?1, 'read', 0, ?2, ?2, 4242, 'bench')",
-                    )
-                    .map_err(|e| e.to_string())?;
-                for k in 0..BATCH_MAX {
-                    let n = (chunk * BATCH_MAX + k) as i64;
-                    insert
-                        .execute(rusqlite::params![n, n])
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            tx.commit().map_err(|e| e.to_string())?;
-        }
-        println!(
-            "  ceiling: bare INSERT of {total} rows ({label}): {:.0} rows/s",
-            total as f64 / started.elapsed().as_secs_f64()
-        );
-        common::flush();
-    }
+    let conn = rusqlite::Connection::open(&db).map_err(|e| e.to_string())?;
+    let count = |table: &str| -> Result<i64, String> {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .map_err(|e| e.to_string())
+    };
+    println!(
+        "  store rows: {} runs (item sets), {} first_sightings (packed), {} items via the \
+         `sightings` view",
+        count("runs")?,
+        count("first_sightings")?,
+        count("sightings")?
+    );
     let hwm = common::peak_rss_kib();
     let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
         + std::fs::metadata(dir.path().join("pipeline.db-wal"))

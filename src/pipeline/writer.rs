@@ -1,5 +1,6 @@
 //! The writer thread: sole owner of the SQLite connection. Applies batches in one transaction
-//! each (size or time bound), resolves names when storing, and materializes Tracefiles.
+//! each (size or time bound), aggregating sightings into sets in memory (`store::record`), and
+//! rewrites dirty Tracefiles from the store at most every `REWRITE_EVERY`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -7,24 +8,25 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::{Local, TimeZone};
+use chrono::Local;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
-use crate::abi::Abi;
-use crate::kernel::event::{Item, Phase, Sighting};
-use crate::names;
+use crate::kernel::event::Sighting;
 use crate::pipeline::clock::BootClock;
 use crate::pipeline::{ToReader, ToWriter};
 use crate::registry::Container;
+use crate::store::materialize::materialize;
+use crate::store::record::Sheet;
 use crate::tracefile::label;
-use crate::tracefile::Tracefile;
 
 /// A first sighting is committed within this (design: within 1 s).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
-const BATCH_MAX: usize = 50_000;
-/// Tracefile windows (strftime) are checked this often.
-const WINDOW_CHECK_EVERY: Duration = Duration::from_secs(1);
+pub const BATCH_MAX: usize = 50_000;
+/// Tracefile windows (strftime) and ended epochs are checked this often.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+/// A dirty Tracefile is rewritten at most this often (design: within 2 s of a sighting).
+const REWRITE_EVERY: Duration = Duration::from_millis(250);
 
 pub struct WriterConfig {
     pub data_dir: PathBuf,
@@ -53,22 +55,14 @@ struct Traced {
     container: Arc<Container>,
     row: i64,
     window: String,
-    tracefile_id: i64,
+    sheet: Sheet,
 }
 
 enum CgroupState {
     /// Not yet known to be a labelled container: its sightings wait here.
     Pending(Vec<Sighting>),
-    Traced(Traced),
+    Traced(Box<Traced>),
     Ignored,
-}
-
-#[derive(Hash, PartialEq, Eq, Clone, Copy)]
-struct IntervalKey {
-    container: i64,
-    tracefile: i64,
-    item: Item,
-    phase: Phase,
 }
 
 pub struct Writer {
@@ -79,51 +73,36 @@ pub struct Writer {
 /// Everything the writer knows besides its connection.
 struct State {
     config: WriterConfig,
+    epoch_ms: i64,
     to_reader: Sender<ToReader>,
     clock: BootClock,
     cgroups: HashMap<u64, CgroupState>,
-    /// The newest interval row of each item, so a sighting in the next epoch extends it.
-    open_intervals: HashMap<IntervalKey, (i64, i64)>,
+    /// Cgroups whose sheet holds sightings not yet written.
+    touched: Vec<u64>,
     tracefile_ids: HashMap<String, i64>,
+    /// Tracefiles to rewrite, and when each was last written.
     dirty: HashSet<String>,
-    last_window_check: Instant,
-    max_gap_ms: i64,
-}
-
-fn kind_and_abi(item: Item) -> (&'static str, Option<Abi>, u32) {
-    match item {
-        Item::Syscall { abi, nr } => ("syscall", Some(abi), nr),
-        Item::CapGranted(nr) => ("cap_granted", None, nr),
-        Item::CapDenied(nr) => ("cap_denied", None, nr),
-    }
-}
-
-fn item_name(item: Item) -> String {
-    match item {
-        Item::Syscall { abi, nr } => names::syscall_name(abi, nr)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{abi}_syscall_{nr}")),
-        Item::CapGranted(nr) | Item::CapDenied(nr) => {
-            names::capability_name(nr).unwrap_or_else(|| format!("cap_{nr}"))
-        }
-    }
+    written: HashMap<String, Instant>,
+    last_tick: Instant,
 }
 
 impl Writer {
     pub fn new(conn: Connection, config: WriterConfig, to_reader: Sender<ToReader>) -> Writer {
-        let epoch_ms = i64::try_from(config.epoch.as_millis()).unwrap_or(i64::MAX / 4);
         Writer {
             conn,
             state: State {
-                max_gap_ms: epoch_ms.saturating_mul(2).saturating_add(5_000),
+                epoch_ms: i64::try_from(config.epoch.as_millis())
+                    .unwrap_or(i64::MAX / 4)
+                    .max(1),
                 config,
                 to_reader,
                 clock: BootClock::new(),
                 cgroups: HashMap::new(),
-                open_intervals: HashMap::new(),
+                touched: Vec::new(),
                 tracefile_ids: HashMap::new(),
                 dirty: HashSet::new(),
-                last_window_check: Instant::now(),
+                written: HashMap::new(),
+                last_tick: Instant::now(),
             },
         }
     }
@@ -148,21 +127,23 @@ impl Writer {
             if let Err(e) = self.apply_batch(std::mem::take(&mut batch)) {
                 eprintln!("ctrace: error: committing to the store: {e}");
             }
-            if self.state.last_window_check.elapsed() >= WINDOW_CHECK_EVERY {
-                self.state.last_window_check = Instant::now();
-                self.state.roll_windows(&self.conn);
+            if self.state.last_tick.elapsed() >= TICK_EVERY {
+                self.state.last_tick = Instant::now();
+                if let Err(e) = self.tick() {
+                    eprintln!("ctrace: error: closing epochs in the store: {e}");
+                }
             }
             if shutdown {
                 let windows: Vec<String> = self.state.traced().map(|t| t.window.clone()).collect();
                 self.state.dirty.extend(windows);
-                self.state.write_tracefiles(&self.conn);
+                self.state.write_tracefiles(&self.conn, true);
                 return;
             }
-            self.state.write_tracefiles(&self.conn);
+            self.state.write_tracefiles(&self.conn, false);
         }
     }
 
-    /// Applies messages in one transaction. Public for the pipeline benchmark.
+    /// Applies messages in one transaction. Public for the benchmarks.
     pub fn apply_batch(&mut self, batch: Vec<ToWriter>) -> rusqlite::Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -171,6 +152,20 @@ impl Writer {
         for msg in batch {
             self.state.apply(&tx, msg)?;
         }
+        self.state.flush(&tx)?;
+        tx.commit()
+    }
+
+    /// Rolls Tracefile windows over and closes ended epochs, in one transaction.
+    fn tick(&mut self) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        self.state.roll_windows(&tx)?;
+        let now = crate::store::now_ms();
+        for state in self.state.cgroups.values_mut() {
+            if let CgroupState::Traced(t) = state {
+                t.sheet.close_ended(&tx, now)?;
+            }
+        }
         tx.commit()
     }
 }
@@ -178,65 +173,78 @@ impl Writer {
 impl State {
     fn traced(&self) -> impl Iterator<Item = &Traced> {
         self.cgroups.values().filter_map(|s| match s {
-            CgroupState::Traced(t) => Some(t),
+            CgroupState::Traced(t) => Some(t.as_ref()),
             _ => None,
         })
     }
 
+    fn record(&mut self, tx: &Transaction<'_>, s: Sighting) -> rusqlite::Result<()> {
+        let cgroup_id = s.cgroup_id;
+        let at_ms = self.clock.to_unix_ms(s.boot_ns);
+        match self.cgroups.get_mut(&cgroup_id) {
+            Some(CgroupState::Traced(t)) => {
+                let was_dirty = t.sheet.is_dirty();
+                t.sheet.record(tx, s, at_ms)?;
+                if !was_dirty && t.sheet.is_dirty() {
+                    self.touched.push(cgroup_id);
+                }
+            }
+            Some(CgroupState::Pending(waiting)) => waiting.push(s),
+            Some(CgroupState::Ignored) => {}
+            None => {
+                self.cgroups
+                    .insert(cgroup_id, CgroupState::Pending(vec![s]));
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, tx: &Transaction<'_>, msg: ToWriter) -> rusqlite::Result<()> {
-        {
-            match msg {
-                ToWriter::Sighting(s) => match self.cgroups.get_mut(&s.cgroup_id) {
-                    Some(CgroupState::Traced(t)) => {
-                        record(
-                            tx,
-                            &self.clock,
-                            &mut self.open_intervals,
-                            self.max_gap_ms,
-                            t,
-                            &s,
-                        )?;
-                        self.dirty.insert(t.window.clone());
-                    }
-                    Some(CgroupState::Pending(waiting)) => waiting.push(s),
-                    Some(CgroupState::Ignored) => {}
-                    None => {
-                        self.cgroups
-                            .insert(s.cgroup_id, CgroupState::Pending(vec![s]));
-                    }
-                },
-                ToWriter::NewCgroup(c) => {
-                    self.cgroups
-                        .insert(c.cgroup_id, CgroupState::Pending(Vec::new()));
-                }
-                ToWriter::Resolved(container) => self.resolve(tx, container)?,
-                ToWriter::Ignored { cgroup_id } => {
-                    self.cgroups.insert(cgroup_id, CgroupState::Ignored);
-                }
-                ToWriter::Stopped { cgroup_id, at_ms } => {
-                    if let Some(CgroupState::Traced(t)) = self.cgroups.get(&cgroup_id) {
-                        tx.execute(
-                            "UPDATE containers SET stopped_at = ?1 WHERE id = ?2",
-                            params![at_ms, t.row],
-                        )?;
-                        self.dirty.insert(t.window.clone());
-                        if self.config.announce {
-                            println!(
-                                "ctrace: stopped tracing container {} ({})",
-                                t.container.name,
-                                t.container.short_id()
-                            );
-                        }
-                    }
-                }
-                ToWriter::RingbufMisses(n) => {
+        match msg {
+            ToWriter::Sighting(s) => self.record(tx, s)?,
+            ToWriter::NewCgroup(c) => {
+                self.cgroups
+                    .insert(c.cgroup_id, CgroupState::Pending(Vec::new()));
+            }
+            ToWriter::Resolved(container) => self.resolve(tx, container)?,
+            ToWriter::Ignored { cgroup_id } => {
+                self.cgroups.insert(cgroup_id, CgroupState::Ignored);
+            }
+            ToWriter::Stopped { cgroup_id, at_ms } => {
+                if let Some(CgroupState::Traced(t)) = self.cgroups.get(&cgroup_id) {
                     tx.execute(
-                        "INSERT INTO meta (key, value) VALUES ('ringbuf_misses', ?1) \
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        params![n.to_string()],
+                        "UPDATE containers SET stopped_at = ?1 WHERE id = ?2",
+                        params![at_ms, t.row],
                     )?;
+                    self.dirty.insert(t.window.clone());
+                    if self.config.announce {
+                        println!(
+                            "ctrace: stopped tracing container {} ({})",
+                            t.container.name,
+                            t.container.short_id()
+                        );
+                    }
                 }
-                ToWriter::Shutdown => {}
+            }
+            ToWriter::RingbufMisses(n) => {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('ringbuf_misses', ?1) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![n.to_string()],
+                )?;
+            }
+            ToWriter::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    /// Writes every sheet with new sightings; their Tracefiles become dirty.
+    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        for cgroup_id in std::mem::take(&mut self.touched) {
+            if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
+                if t.sheet.flush(tx)? && !self.dirty.contains(&t.window) {
+                    self.dirty.insert(t.window.clone());
+                }
             }
         }
         Ok(())
@@ -290,35 +298,29 @@ impl State {
                 self.config.data_dir.join(&window).display()
             );
         }
-        let mut traced = Traced {
-            container: Arc::clone(&container),
-            row,
-            window,
-            tracefile_id,
-        };
-        let waiting = match self.cgroups.remove(&container.cgroup_id) {
+        let sheet = Sheet::load(tx, row, tracefile_id, self.epoch_ms, now)?;
+        let waiting = match self.cgroups.insert(
+            container.cgroup_id,
+            CgroupState::Traced(Box::new(Traced {
+                container: Arc::clone(&container),
+                row,
+                window: window.clone(),
+                sheet,
+            })),
+        ) {
             Some(CgroupState::Pending(w)) => w,
             _ => Vec::new(),
         };
-        for s in &waiting {
-            record(
-                tx,
-                &self.clock,
-                &mut self.open_intervals,
-                self.max_gap_ms,
-                &mut traced,
-                s,
-            )?;
+        for s in waiting {
+            self.record(tx, s)?;
         }
-        self.dirty.insert(traced.window.clone());
-        self.cgroups
-            .insert(container.cgroup_id, CgroupState::Traced(traced));
+        self.dirty.insert(window);
         Ok(())
     }
 
     /// A label like `app-%Y-W%V` names a new file when the window rolls over: start it, and
     /// reset the cgroup's sightings so what is used in the new window is seen again.
-    fn roll_windows(&mut self, conn: &Connection) {
+    fn roll_windows(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
         let now = Local::now();
         let mut rolled = Vec::new();
         for (cgroup_id, state) in &self.cgroups {
@@ -331,20 +333,33 @@ impl State {
             }
         }
         for (cgroup_id, window) in rolled {
-            let Ok(id) = tracefile_id(conn, &mut self.tracefile_ids, &window) else {
-                continue;
-            };
+            let id = tracefile_id(tx, &mut self.tracefile_ids, &window)?;
             if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
-                t.window = window.clone();
-                t.tracefile_id = id;
+                t.sheet.flush(tx)?;
+                t.sheet = Sheet::load(tx, t.row, id, self.epoch_ms, crate::store::now_ms())?;
+                self.dirty
+                    .insert(std::mem::replace(&mut t.window, window.clone()));
                 self.dirty.insert(window);
                 let _ = self.to_reader.send(ToReader::Reset { cgroup_id });
             }
         }
+        Ok(())
     }
 
-    fn write_tracefiles(&mut self, conn: &Connection) {
-        for path in std::mem::take(&mut self.dirty) {
+    /// Rewrites dirty Tracefiles, each at most every `REWRITE_EVERY` unless `all`.
+    fn write_tracefiles(&mut self, conn: &Connection, all: bool) {
+        let now = Instant::now();
+        self.written
+            .retain(|_, at| now.duration_since(*at) < REWRITE_EVERY);
+        let due: Vec<String> = self
+            .dirty
+            .iter()
+            .filter(|path| all || !self.written.contains_key(*path))
+            .cloned()
+            .collect();
+        for path in due {
+            self.dirty.remove(&path);
+            self.written.insert(path.clone(), now);
             match materialize(conn, &path, self.config.runc) {
                 Ok(tracefile) => {
                     if let Err(e) = label::write_inside(
@@ -382,110 +397,4 @@ fn tracefile_id(
     )?;
     cache.insert(path.to_string(), id);
     Ok(id)
-}
-
-/// Stores one sighting: extends the item's interval when it was also seen in the previous
-/// epoch, or starts a new one.
-fn record(
-    tx: &Transaction<'_>,
-    clock: &BootClock,
-    open: &mut HashMap<IntervalKey, (i64, i64)>,
-    max_gap_ms: i64,
-    traced: &mut Traced,
-    s: &Sighting,
-) -> rusqlite::Result<()> {
-    let at = clock.to_unix_ms(s.boot_ns);
-    let key = IntervalKey {
-        container: traced.row,
-        tracefile: traced.tracefile_id,
-        item: s.item,
-        phase: s.phase,
-    };
-    let (kind, abi, nr) = kind_and_abi(s.item);
-    let abi_name = abi.map(Abi::name);
-    let previous = match open.get(&key) {
-        Some(p) => Some(*p),
-        None => tx
-            .prepare_cached(
-                "SELECT id, last_seen FROM sightings WHERE container = ?1 AND tracefile = ?2 \
-                 AND kind = ?3 AND abi IS ?4 AND nr = ?5 AND init = ?6 \
-                 ORDER BY last_seen DESC LIMIT 1",
-            )?
-            .query_row(
-                params![
-                    key.container,
-                    key.tracefile,
-                    kind,
-                    abi_name,
-                    nr,
-                    s.phase.store_code()
-                ],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?,
-    };
-    match previous {
-        Some((row, last_seen)) if at - last_seen <= max_gap_ms => {
-            let last = at.max(last_seen);
-            tx.prepare_cached(
-                "UPDATE sightings SET last_seen = ?1, epochs = epochs + 1 WHERE id = ?2",
-            )?
-            .execute(params![last, row])?;
-            open.insert(key, (row, last));
-        }
-        _ => {
-            tx.prepare_cached(
-                "INSERT INTO sightings (container, tracefile, kind, abi, nr, name, init, \
-                 first_seen, last_seen, pid, comm) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                key.container,
-                key.tracefile,
-                kind,
-                abi_name,
-                nr,
-                item_name(s.item),
-                s.phase.store_code(),
-                at,
-                s.pid,
-                s.comm
-            ])?;
-            open.insert(key, (tx.last_insert_rowid(), at));
-        }
-    }
-    Ok(())
-}
-
-/// A Tracefile from the store: everything recorded under that file name.
-pub fn materialize(conn: &Connection, path: &str, runc: bool) -> rusqlite::Result<Tracefile> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT s.kind, s.abi, s.name FROM sightings s \
-         JOIN tracefiles t ON t.id = s.tracefile \
-         WHERE t.path = ?1 AND s.kind IN ('syscall', 'cap_granted') AND (s.init = 0 OR ?2)",
-    )?;
-    let mut rows = stmt.query(params![path, runc])?;
-    let mut out = Tracefile::default();
-    while let Some(row) = rows.next()? {
-        let kind: String = row.get(0)?;
-        let abi: Option<String> = row.get(1)?;
-        let name: String = row.get(2)?;
-        match (kind.as_str(), abi.and_then(|a| a.parse::<Abi>().ok())) {
-            ("syscall", Some(abi)) if names::syscall_number(abi, &name).is_some() => {
-                out.add_syscall(abi, &name)
-            }
-            ("cap_granted", _) => out.add_capability(&name),
-            _ => eprintln!(
-                "ctrace: warning: `{name}` has no name in its table; left out of `{path}`"
-            ),
-        }
-    }
-    Ok(out)
-}
-
-#[allow(dead_code)]
-fn local_from_ms(ms: i64) -> chrono::DateTime<Local> {
-    Local
-        .timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or_else(Local::now)
 }

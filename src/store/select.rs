@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params_from_iter, Connection, ToSql};
 
-use crate::abi::Abi;
+use super::bits::{self, Class};
+use super::materialize::Union;
 use crate::cli::Selection;
 use crate::tracefile::Tracefile;
 
@@ -33,32 +34,34 @@ pub fn parse_when(value: &str, now: SystemTime) -> Result<i64, SelectError> {
 }
 
 /// The syscalls and granted capabilities of the selected containers in the selected window.
+/// Numbers this build cannot name come out under placeholder names (`x86_64_syscall_999`), for
+/// the caller to report.
 pub fn select_tracefile(conn: &Connection, sel: &Selection) -> Result<Tracefile, SelectError> {
     let now = SystemTime::now();
-    let mut sql = String::from(
-        "SELECT DISTINCT s.kind, s.abi, s.name FROM sightings s \
-         JOIN containers c ON c.id = s.container \
-         WHERE s.kind IN ('syscall', 'cap_granted')",
+    let mut sql = format!(
+        "SELECT r.kind, r.abi, {} FROM runs r WHERE r.kind IN ('syscall', 'cap_granted')",
+        bits::WORD_COLUMNS
     );
     let mut params: Vec<Box<dyn ToSql>> = Vec::new();
     if !sel.runc {
-        sql.push_str(" AND s.init = 0");
+        sql.push_str(" AND r.init = 0");
     }
     if let Some(since) = &sel.since {
-        sql.push_str(" AND s.last_seen >= ?");
+        sql.push_str(" AND r.last_seen >= ?");
         params.push(Box::new(parse_when(since, now)?));
     }
     if let Some(until) = &sel.until {
-        sql.push_str(" AND s.first_seen <= ?");
+        sql.push_str(" AND r.first_seen <= ?");
         params.push(Box::new(parse_when(until, now)?));
     }
+    let mut containers = Vec::new();
     let mut any_of = |column: &str, values: &[String], prefix: bool| {
         if values.is_empty() {
             return;
         }
         let test = if prefix { "LIKE ? || '%'" } else { "= ?" };
         let alternatives: Vec<String> = values.iter().map(|_| format!("{column} {test}")).collect();
-        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+        containers.push(format!("({})", alternatives.join(" OR ")));
         for v in values {
             params.push(Box::new(v.trim_start_matches('/').to_string()));
         }
@@ -67,18 +70,24 @@ pub fn select_tracefile(conn: &Connection, sel: &Selection) -> Result<Tracefile,
     any_of("c.name", &sel.names, false);
     any_of("c.image", &sel.images, false);
     any_of("c.container_id", &sel.containers, true);
+    if !containers.is_empty() {
+        sql.push_str(&format!(
+            " AND r.container IN (SELECT c.id FROM containers c WHERE {})",
+            containers.join(" AND ")
+        ));
+    }
 
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(params.iter().map(|p| p.as_ref())))?;
-    let mut out = Tracefile::default();
+    let mut union = Union::default();
     while let Some(row) = rows.next()? {
-        let kind: String = row.get(0)?;
-        let abi: Option<String> = row.get(1)?;
-        let name: String = row.get(2)?;
-        match (kind.as_str(), abi.and_then(|a| a.parse::<Abi>().ok())) {
-            ("syscall", Some(abi)) => out.add_syscall(abi, &name),
-            ("cap_granted", _) => out.add_capability(&name),
-            _ => {}
+        union.add_row(row)?;
+    }
+    let (mut out, unnamed) = union.into_tracefile();
+    for (class, nr) in unnamed {
+        match class {
+            Class::Syscall(abi) => out.add_syscall(abi, &class.name(nr)),
+            _ => out.add_capability(&class.name(nr)),
         }
     }
     Ok(out)

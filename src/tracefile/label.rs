@@ -152,10 +152,9 @@ pub fn write_inside(
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(contents)?;
-            f.sync_data()
-        });
+        // No fsync: a Tracefile is re-materialized from the store; temp + rename keeps
+        // readers from ever seeing a partial file.
+        .and_then(|mut f| f.write_all(contents));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(io_err(&tmp)(e));
