@@ -147,7 +147,12 @@ fn run() -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let all_done = opened.elapsed();
-    // Exit times, as Docker recorded them.
+    // Exit times, as Docker recorded them (once Docker has finished with every container).
+    for chunk in ids.chunks(50) {
+        let mut args = vec!["wait"];
+        args.extend(chunk.iter().map(String::as_str));
+        common::docker(&args)?;
+    }
     let mut finished: Vec<Option<SystemTime>> = Vec::with_capacity(n);
     for chunk in ids.chunks(50) {
         let mut args = vec!["inspect", "-f", "{{.State.Status}} {{.State.FinishedAt}}"];

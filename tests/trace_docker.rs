@@ -507,3 +507,40 @@ fn runc_flag_puts_the_runtime_set_up_in_tracefiles() {
         );
     }
 }
+
+#[test]
+fn epochs_see_continued_use_again_and_coalesce_it() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&["--epoch", "2s"]);
+    let name = unique("epochs");
+    run_container(
+        Some(&name),
+        IMAGE,
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do mkdir /e$i; sleep 0.5; done",
+        ],
+    );
+    daemon.wait_tracefile(&name, |t| t.contains("mkdir"));
+    std::thread::sleep(Duration::from_millis(500));
+    let rows = daemon.query(&format!(
+        "SELECT sum(s.epochs), max(s.last_seen) - min(s.first_seen), count(*) FROM sightings s \
+         JOIN tracefiles t ON t.id = s.tracefile \
+         WHERE t.path = '{name}' AND s.name = 'mkdir' AND s.init = 0"
+    ));
+    // Without the kernel's reset the mkdir would be sighted once. It was used in every 2 s
+    // epoch of the ~6 s run, so it is seen in at least three, over at least 4 s; its runs are
+    // fewer than its epochs (steady use extends a run instead of adding one).
+    let (epochs, span_ms, runs): (i64, i64, i64) = (
+        rows[0][0].parse().unwrap(),
+        rows[0][1].parse().unwrap(),
+        rows[0][2].parse().unwrap(),
+    );
+    assert!(epochs >= 3, "seen in {epochs} epochs: {rows:?}");
+    assert!(
+        span_ms >= 4000,
+        "last seen only {span_ms} ms after first: {rows:?}"
+    );
+    assert!(runs < epochs, "{runs} runs for {epochs} epochs: {rows:?}");
+}

@@ -131,8 +131,15 @@ async fn epoch_timer(
     to_reader: crossbeam_channel::Sender<ToReader>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut every = tokio::time::interval(epoch);
-    every.tick().await;
+    // Epochs are slots of Unix time (the store counts them the same way): reset at each
+    // boundary, not `epoch` after start-up.
+    let epoch_ms = epoch.as_millis().max(1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let to_boundary = std::time::Duration::from_millis((epoch_ms - now_ms % epoch_ms) as u64);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + to_boundary, epoch);
     loop {
         tokio::select! {
             _ = every.tick() => { let _ = to_reader.send(ToReader::ResetAll); }
