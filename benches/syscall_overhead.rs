@@ -14,6 +14,18 @@
 //! per-round ratios (each round's variants ran side by side). The same loop also runs on the
 //! host in every variant (an untraced process: what every other process on the machine pays).
 //!
+//! Side by side, in the same runs, the kernel's own per-program statistics. The statistics
+//! add two clock reads to every program run (on this VM they more than double b − a), so the
+//! timed loops run with `kernel.bpf_stats_enabled` = 0, and each variant run then repeats the
+//! container loop and the host loop with it set to 1, reading `run_time_ns` and `run_cnt` of the
+//! variant's own sys_enter program(s) before and after: mean ns per program run. That is the
+//! program body only: the trampoline and dispatch cost common to every variant is not in it
+//! (the timed b − a has it). The summary derives the cost above the empty program
+//! (prog_x − prog_b), (prog_c − prog_b)/(prog_e − prog_b) and, with the timed floor,
+//! 1 + (prog_x − prog_b)/(b − a), a less noisy estimate of (x − a)/(b − a). The sysctl's old
+//! value is restored at the end, also on errors. `CTRACE_BENCH_BPF_STATS=0` skips the
+//! statistics (and the repeated loops) and leaves the sysctl alone.
+//!
 //! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3) sets the rounds.
 
 mod common;
@@ -22,10 +34,14 @@ use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::os::fd::AsFd;
+
+use libbpf_rs::query::{LinkInfo, ProgInfoIter};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::{Link, MapCore, MapFlags};
 
 #[allow(clippy::all, dead_code, non_camel_case_types, unused_imports)]
 mod floor {
@@ -49,6 +65,10 @@ const ITERATIONS: &str = "100000";
 const CPU: &str = "1";
 /// How long to wait for other ctrace daemons on this machine to go away before starting.
 const FOREIGN_WAIT: Duration = Duration::from_secs(20);
+/// The sysctl that makes the kernel count run time and runs per BPF program.
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+/// ctrace's syscall program as the kernel names it (`ctrace_sys_enter`, cut to 15 characters).
+const CTRACE_PROG: &str = "ctrace_sys_ent";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Variant {
@@ -95,8 +115,150 @@ impl Variant {
 struct Samples {
     container: Vec<f64>,
     host: Vec<f64>,
+    /// bpf_stats over the container loop's window and over the host loop, one per round.
+    prog_container: Vec<ProgWindow>,
+    prog_host: Vec<ProgWindow>,
     /// Runs kept although something else was attached (after 3 tries).
     flagged: usize,
+}
+
+/// Whether the bpf_stats loops run (set once in `run`).
+static WITH_STATS: AtomicBool = AtomicBool::new(false);
+
+/// Owns `kernel.bpf_stats_enabled` for the bench: sets it to 0 for the timed loops (the
+/// statistics' clock reads would be timed too) and puts the old value back on drop, so also
+/// when the bench fails or panics.
+struct BpfStatsSysctl {
+    old: String,
+}
+
+impl BpfStatsSysctl {
+    fn take() -> Result<BpfStatsSysctl, String> {
+        let old = std::fs::read_to_string(BPF_STATS)
+            .map_err(|e| format!("{BPF_STATS}: {e}"))?
+            .trim()
+            .to_string();
+        set_bpf_stats(false)?;
+        Ok(BpfStatsSysctl { old })
+    }
+}
+
+impl Drop for BpfStatsSysctl {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(BPF_STATS, &self.old) {
+            eprintln!(
+                "{BENCH}: could not restore {BPF_STATS} to {}: {e}",
+                self.old
+            );
+        }
+    }
+}
+
+fn set_bpf_stats(on: bool) -> Result<(), String> {
+    std::fs::write(BPF_STATS, if on { "1" } else { "0" }).map_err(|e| format!("{BPF_STATS}: {e}"))
+}
+
+/// The statistics on while this lives (off again on drop, also on errors).
+struct StatsOn;
+
+impl StatsOn {
+    fn new() -> Result<StatsOn, String> {
+        set_bpf_stats(true)?;
+        Ok(StatsOn)
+    }
+}
+
+impl Drop for StatsOn {
+    fn drop(&mut self) {
+        let _ = set_bpf_stats(false);
+    }
+}
+
+/// The summed bpf_stats counters of some programs at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProgCounters {
+    run_time_ns: u64,
+    run_cnt: u64,
+    /// How many of the programs asked for were found.
+    found: usize,
+}
+
+impl ProgCounters {
+    fn read(ids: &[u32]) -> ProgCounters {
+        if ids.is_empty() {
+            return ProgCounters::default();
+        }
+        ProgInfoIter::default()
+            .filter(|p| ids.contains(&p.id))
+            .fold(ProgCounters::default(), |acc, p| ProgCounters {
+                run_time_ns: acc.run_time_ns + p.run_time_ns,
+                run_cnt: acc.run_cnt + p.run_cnt,
+                found: acc.found + 1,
+            })
+    }
+
+    /// What the programs did between `before` and now.
+    fn since(before: ProgCounters, ids: &[u32]) -> ProgWindow {
+        let after = ProgCounters::read(ids);
+        ProgWindow {
+            run_time_ns: after.run_time_ns.saturating_sub(before.run_time_ns),
+            run_cnt: after.run_cnt.saturating_sub(before.run_cnt),
+            programs: after.found,
+        }
+    }
+}
+
+/// bpf_stats deltas over one measuring window.
+#[derive(Debug, Clone, Copy, Default)]
+struct ProgWindow {
+    run_time_ns: u64,
+    run_cnt: u64,
+    /// The sys_enter programs counted (0: the variant has none).
+    programs: usize,
+}
+
+impl ProgWindow {
+    /// Mean ns per program run (None: the window missed part of the loop's calls, so the
+    /// loop does not dominate it, or nothing ran).
+    fn mean(&self) -> Option<f64> {
+        (self.run_cnt >= loop_calls()).then(|| self.run_time_ns as f64 / self.run_cnt as f64)
+    }
+
+    /// Ran, but fewer times than the loop calls: the window missed part of the loop.
+    fn short(&self) -> bool {
+        self.run_cnt > 0 && self.run_cnt < loop_calls()
+    }
+}
+
+/// getppid calls per loop run.
+fn loop_calls() -> u64 {
+    CHUNKS.parse::<u64>().unwrap_or(0) * ITERATIONS.parse::<u64>().unwrap_or(0)
+}
+
+/// The id of the program behind a link.
+fn link_prog(link: &Link) -> Vec<u32> {
+    LinkInfo::from_fd(link.as_fd())
+        .map(|info| vec![info.prog_id])
+        .unwrap_or_default()
+}
+
+/// ctrace's sys_enter program(s) held by the daemon `pid`: the program ids in its fdinfo,
+/// found by name. Another daemon's program of the same name is left out.
+fn daemon_progs(pid: u32) -> Vec<u32> {
+    let mut held = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) {
+        for entry in dir.filter_map(Result::ok) {
+            let info = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            held.extend(info.lines().filter_map(|l| {
+                l.strip_prefix("prog_id:")
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+            }));
+        }
+    }
+    ProgInfoIter::default()
+        .filter(|p| held.contains(&p.id) && p.name.to_string_lossy().starts_with(CTRACE_PROG))
+        .map(|p| p.id)
+        .collect()
 }
 
 fn main() {
@@ -116,6 +278,22 @@ fn run() -> Result<(), String> {
     common::import_static_image(&source, "getppid_loop", IMAGE, work.path())?;
     let host_loop = work.path().join("getppid_loop");
     let mut containers = common::Containers::default();
+    // Dropped at the end of run(), error or not: the old value comes back.
+    let _sysctl = if std::env::var("CTRACE_BENCH_BPF_STATS").as_deref() == Ok("0") {
+        println!(
+            "{BENCH}: CTRACE_BENCH_BPF_STATS=0: no bpf_stats, kernel.bpf_stats_enabled untouched"
+        );
+        None
+    } else {
+        let sysctl = BpfStatsSysctl::take()?;
+        WITH_STATS.store(true, Ordering::Relaxed);
+        println!(
+            "{BENCH}: kernel.bpf_stats_enabled was {}; 0 for the timed loops, 1 for a second \
+             container and host loop per variant run (restored at the end)",
+            sysctl.old
+        );
+        Some(sysctl)
+    };
 
     // Another ctrace daemon attaches its own syscall program whenever a container starts (and
     // traces our labelled ones): its cost would be billed to the variants.
@@ -152,16 +330,26 @@ fn run() -> Result<(), String> {
             } else {
                 format!("*{}", run.links.unwrap_or(0))
             };
+            let prog = run
+                .prog_container
+                .mean()
+                .map(|m| format!("[{m:.1}]"))
+                .unwrap_or_default();
             line.push_str(&format!(
-                " {v:?}={:.1}/{:.1}{flag}",
+                " {v:?}={:.1}/{:.1}{prog}{flag}",
                 run.container, run.host
             ));
             let s = samples.entry(v).or_default();
             s.container.push(run.container);
             s.host.push(run.host);
+            s.prog_container.push(run.prog_container);
+            s.prog_host.push(run.prog_host);
             s.flagged += usize::from(!clean);
         }
-        println!("{line}   (container/host ns per call; *N = N sys_enter programs were attached)");
+        println!(
+            "{line}   (container/host ns per call; [bpf_stats ns per program run, second \
+             container loop]; *N = N sys_enter programs were attached)"
+        );
         common::flush();
     }
     containers.remove_all();
@@ -175,6 +363,10 @@ fn run() -> Result<(), String> {
 struct Run {
     container: f64,
     host: f64,
+    /// bpf_stats of the variant's own sys_enter program(s), over a second container loop and
+    /// a second host loop run with the statistics on.
+    prog_container: ProgWindow,
+    prog_host: ProgWindow,
     /// Most sys_enter links seen while the loops ran (None: no bpftool to ask).
     links: Option<usize>,
     /// Other `ctrace trace` daemons alive meanwhile.
@@ -182,20 +374,36 @@ struct Run {
 }
 
 impl Run {
-    fn of(
-        (container, monitor): (f64, common::LinkMonitor),
-        host_loop: &Path,
-        mine: Option<u32>,
-    ) -> Result<Run, String> {
+    /// `progs`: the variant's sys_enter program ids, whose bpf_stats are read.
+    fn of(timed: Timed, host_loop: &Path, mine: Option<u32>, progs: &[u32]) -> Result<Run, String> {
         let host = run_host(host_loop);
-        let links = monitor.max();
+        let prog_host = if WITH_STATS.load(Ordering::Relaxed) && !progs.is_empty() {
+            let _on = StatsOn::new()?;
+            let before = ProgCounters::read(progs);
+            run_host(host_loop)?;
+            ProgCounters::since(before, progs)
+        } else {
+            ProgWindow::default()
+        };
+        let links = timed.monitor.max();
         Ok(Run {
-            container,
+            container: timed.ns,
             host: host?,
+            prog_container: timed.prog,
+            prog_host,
             links,
             foreign: common::foreign_daemons(mine),
         })
     }
+}
+
+/// The container loop's result.
+struct Timed {
+    /// Median ns per call.
+    ns: f64,
+    monitor: common::LinkMonitor,
+    /// bpf_stats of the variant's programs over a second loop, from its start to its exit.
+    prog: ProgWindow,
 }
 
 /// Runs a variant until nothing else was attached beside it (at most 3 tries; the last is
@@ -235,9 +443,10 @@ fn measure(
 ) -> Result<Run, String> {
     match v {
         Variant::A => Run::of(
-            run_container(None, containers, |_| Ok(()))?,
+            run_container(None, containers, &[], |_| Ok(()))?,
             host_loop,
             None,
+            &[],
         ),
         Variant::B => {
             let mut obj = MaybeUninit::uninit();
@@ -248,15 +457,17 @@ fn measure(
             let skel = open
                 .load()
                 .map_err(|e| format!("loading the floor program: {e}"))?;
-            let _link = skel
+            let link = skel
                 .progs
                 .floor_tp_btf
                 .attach()
                 .map_err(|e| e.to_string())?;
+            let progs = link_prog(&link);
             Run::of(
-                run_container(None, containers, |_| Ok(()))?,
+                run_container(None, containers, &progs, |_| Ok(()))?,
                 host_loop,
                 None,
+                &progs,
             )
         }
         Variant::E => {
@@ -267,13 +478,14 @@ fn measure(
             let skel = open
                 .load()
                 .map_err(|e| format!("loading the original-design probe: {e}"))?;
-            let _link = skel
+            let link = skel
                 .progs
                 .original_sys_enter
                 .attach()
                 .map_err(|e| e.to_string())?;
+            let progs = link_prog(&link);
             let tasks = &skel.maps.tasks;
-            let c = run_container(None, containers, |id| {
+            let c = run_container(None, containers, &progs, |id| {
                 // The original filled its task hash from cgroup_attach_task and fork events;
                 // here the container's init (the loop itself) is entered by hand.
                 let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
@@ -285,7 +497,7 @@ fn measure(
                     .update(&pid.to_ne_bytes(), &value, MapFlags::ANY)
                     .map_err(|e| format!("task hash: {e}"))
             })?;
-            Run::of(c, host_loop, None)
+            Run::of(c, host_loop, None, &progs)
         }
         Variant::C | Variant::D => {
             let mut ctrace = common::Ctrace::start(dir, &[])?;
@@ -304,10 +516,12 @@ fn measure(
             containers.0.push(sleeper.clone());
             ctrace.wait_for(&sleeper[..12], Duration::from_secs(20))?;
             let label = (v == Variant::C).then_some(LABEL);
+            let progs = daemon_progs(ctrace.pid());
             let run = Run::of(
-                run_container(label, containers, |_| Ok(()))?,
+                run_container(label, containers, &progs, |_| Ok(()))?,
                 host_loop,
                 Some(ctrace.pid()),
+                &progs,
             );
             let _ = common::docker(&["rm", "-f", &sleeper]);
             ctrace.stop(Duration::from_secs(20))?;
@@ -323,8 +537,9 @@ fn measure(
             let other_cg = ctrace::kernel::CgroupHandle::open(other.clone())
                 .map_err(|e| format!("{}: {e}", other.display()))?;
             kernel.track(&other_cg).map_err(|e| e.to_string())?;
-            let _link = kernel.attach_syscalls().map_err(|e| e.to_string())?;
-            let run = run_container(None, containers, |id| {
+            let link = kernel.attach_syscalls().map_err(|e| e.to_string())?;
+            let progs = link_prog(&link);
+            let run = run_container(None, containers, &progs, |id| {
                 let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
                     .parse()
                     .map_err(|e| format!("container pid: {e}"))?;
@@ -340,17 +555,20 @@ fn measure(
                     Ok(())
                 }
             });
-            let run = run.and_then(|r| Run::of(r, host_loop, None));
+            let run = run.and_then(|r| Run::of(r, host_loop, None, &progs));
             drop(other_cg);
             let _ = std::fs::remove_dir(&other);
             run
         }
         Variant::F => {
             let mut ctrace = common::Ctrace::start(dir, &[])?;
+            // Counted too: with nothing traced the program must not run at all.
+            let progs = daemon_progs(ctrace.pid());
             let run = Run::of(
-                run_container(None, containers, |_| Ok(()))?,
+                run_container(None, containers, &progs, |_| Ok(()))?,
                 host_loop,
                 Some(ctrace.pid()),
+                &progs,
             );
             ctrace.stop(Duration::from_secs(20))?;
             run
@@ -358,11 +576,44 @@ fn measure(
     }
 }
 
+/// Runs the loop in a container (timed, statistics off), then, unless the statistics are
+/// skipped, a second one with them on for the bpf_stats of `progs` (the variant's sys_enter
+/// programs). `started` runs for each container once it exists.
 fn run_container(
     label: Option<&str>,
     containers: &mut common::Containers,
-    started: impl FnOnce(&str) -> Result<(), String>,
-) -> Result<(f64, common::LinkMonitor), String> {
+    progs: &[u32],
+    started: impl Fn(&str) -> Result<(), String>,
+) -> Result<Timed, String> {
+    let (ns, monitor) = container_loop(label, containers, &started, true, |wait| {
+        // Sample attached sys_enter programs only once the loop measures.
+        let monitor = common::LinkMonitor::start();
+        wait().map(|()| monitor)
+    })?;
+    let prog = if WITH_STATS.load(Ordering::Relaxed) && !progs.is_empty() {
+        // From right after the start: a late `docker run` could otherwise miss the chunks.
+        container_loop(label, containers, &started, false, |wait| {
+            let _on = StatsOn::new()?;
+            let before = ProgCounters::read(progs);
+            wait()?;
+            Ok(ProgCounters::since(before, progs))
+        })?
+        .1
+    } else {
+        ProgWindow::default()
+    };
+    Ok(Timed { ns, monitor, prog })
+}
+
+/// One loop container: `during` runs around `wait` (until the loop exits), after most of the
+/// warm-up if `settle`, else as soon as the container runs.
+fn container_loop<T>(
+    label: Option<&str>,
+    containers: &mut common::Containers,
+    started: &impl Fn(&str) -> Result<(), String>,
+    settle: bool,
+    during: impl FnOnce(&dyn Fn() -> Result<(), String>) -> Result<T, String>,
+) -> Result<(f64, T), String> {
     let mut args = vec!["run", "-d", "--network", "none", "--cpuset-cpus", CPU];
     if let Some(l) = label {
         args.extend(["--label", l]);
@@ -371,19 +622,27 @@ fn run_container(
     let id = common::docker(&args)?;
     containers.0.push(id.clone());
     started(&id)?;
-    // Sample attached sys_enter programs only once the loop measures (after its warm-up).
-    std::thread::sleep(Duration::from_millis(
-        WARMUP_MS.parse::<u64>().unwrap_or(0) * 8 / 10,
-    ));
-    let monitor = common::LinkMonitor::start();
-    let code = common::docker(&["wait", &id])?;
-    let out = common::docker(&["logs", &id])?;
+    if settle {
+        // Most of the warm-up: the loop's timed chunks start a little later.
+        std::thread::sleep(Duration::from_millis(
+            WARMUP_MS.parse::<u64>().unwrap_or(0) * 8 / 10,
+        ));
+    }
+    let code = std::cell::RefCell::new(None);
+    let during = during(&|| {
+        *code.borrow_mut() = Some(common::docker(&["wait", &id])?);
+        Ok(())
+    });
+    let code = code.into_inner();
+    let out = common::docker(&["logs", &id]);
     let _ = common::docker(&["rm", "-f", &id]);
     containers.0.retain(|c| c != &id);
-    if code != "0" {
-        return Err(format!("loop container exited with {code}: {out}"));
+    let during = during?;
+    let out = out?;
+    if code.as_deref() != Some("0") {
+        return Err(format!("loop container exited with {code:?}: {out}"));
     }
-    Ok((parse_chunks(&out)?, monitor))
+    Ok((parse_chunks(&out)?, during))
 }
 
 fn run_host(host_loop: &Path) -> Result<f64, String> {
@@ -491,5 +750,160 @@ fn report(samples: &BTreeMap<Variant, Samples>) {
                 common::median(&per_round)
             );
         }
+    }
+    report_bpf_stats(samples);
+}
+
+/// The kernel's per-program statistics beside the timings: mean ns per program run, the cost
+/// above the empty program, and the timed ratios estimated from them.
+fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
+    // Per variant and window: each round's mean ns per run (None: nothing ran, or too little).
+    let rounds = |v: Variant, host: bool| -> Vec<Option<f64>> {
+        samples
+            .get(&v)
+            .map(|s| {
+                if host {
+                    &s.prog_host
+                } else {
+                    &s.prog_container
+                }
+            })
+            .map(|w| w.iter().map(ProgWindow::mean).collect())
+            .unwrap_or_default()
+    };
+    let means =
+        |v: Variant, host: bool| -> Vec<f64> { rounds(v, host).into_iter().flatten().collect() };
+    if means(Variant::B, false).is_empty() {
+        println!("\n{BENCH}: no bpf_stats (kernel.bpf_stats_enabled off, or nothing ran)");
+        return;
+    }
+    println!(
+        "\n{BENCH}: bpf_stats (second loops, kernel.bpf_stats_enabled = 1): mean ns per run of the \
+         variant's own sys_enter program(s), program body only (no trampoline/dispatch); median \
+         over rounds [min – max]; runs = median runs per window (every process on the host, not \
+         only the loop)"
+    );
+    for host in [false, true] {
+        println!(
+            "  {}:",
+            if host {
+                "host loop (untraced in every variant)"
+            } else {
+                "container loop (start → exit)"
+            }
+        );
+        for (v, s) in samples {
+            let windows = if host {
+                &s.prog_host
+            } else {
+                &s.prog_container
+            };
+            let programs = windows.iter().map(|w| w.programs).max().unwrap_or(0);
+            if programs == 0 {
+                continue;
+            }
+            let runs: Vec<f64> = windows.iter().map(|w| w.run_cnt as f64).collect();
+            let m = means(*v, host);
+            let short = windows.iter().filter(|w| w.short()).count();
+            let short = if short > 0 {
+                format!("  ({short} windows left out: fewer runs than the loop's calls)")
+            } else {
+                String::new()
+            };
+            if m.is_empty() {
+                let ran: u64 = windows.iter().map(|w| w.run_cnt).sum();
+                println!(
+                    "    {:<38}   ({ran} runs of {programs} program(s){}){short}",
+                    v.describe(),
+                    if ran == 0 { ": detached" } else { "" }
+                );
+                continue;
+            }
+            let (lo, hi) = common::min_max(&m);
+            let med = common::median(&m);
+            println!(
+                "    {:<38} {med:6.1} ns  [{lo:5.1} – {hi:5.1}]  spread {:4.1}%  runs {:.2}M{}{short}",
+                v.describe(),
+                (hi - lo) / med * 100.0,
+                common::median(&runs) / 1e6,
+                if programs > 1 {
+                    format!("  ({programs} programs summed)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+
+    // Derived figures, container window, against the timed floor b − a.
+    let timed = |v: Variant| samples.get(&v).map(|s| common::median(&s.container));
+    let floor = match (timed(Variant::A), timed(Variant::B)) {
+        (Some(a), Some(b)) => b - a,
+        _ => return,
+    };
+    let pb = rounds(Variant::B, false);
+    let pb_med = common::median(&means(Variant::B, false));
+    // prog_x − prog_b from the medians, and the median of the per-round differences.
+    let above = |v: Variant| -> Option<(f64, f64)> {
+        let x = means(v, false);
+        if x.is_empty() {
+            return None;
+        }
+        let per_round: Vec<f64> = rounds(v, false)
+            .iter()
+            .zip(&pb)
+            .filter_map(|(x, b)| Some((*x)? - (*b)?))
+            .collect();
+        Some((common::median(&x) - pb_med, common::median(&per_round)))
+    };
+    println!(
+        "  above the empty program, container window (prog_x − prog_b; prog_b = {pb_med:.1} ns), \
+         and 1 + (prog_x − prog_b)/(b − a) with the timed floor b − a = {floor:.1} ns:"
+    );
+    for (v, name, target) in [
+        (Variant::C, "c ", "target ≤ 1.2"),
+        (Variant::D, "d ", "target ≤ 1.2"),
+        (Variant::G, "c'", "target ≤ 1.2"),
+        (
+            Variant::H,
+            "d'",
+            "target ≤ 1.2; the loop runs the untraced path",
+        ),
+        (Variant::E, "e ", "original design"),
+    ] {
+        let Some((med, per_round)) = above(v) else {
+            continue;
+        };
+        println!(
+            "    prog_{name} − prog_b = {med:6.1} ns ({per_round:6.1} median per round)   \
+             est. ({name} − a)/(b − a) = {:5.2}   ({target})",
+            1.0 + med / floor
+        );
+    }
+    let Some((de, _)) = above(Variant::E) else {
+        return;
+    };
+    for (v, name) in [(Variant::C, "c"), (Variant::G, "c'")] {
+        let Some((dx, _)) = above(v) else { continue };
+        println!(
+            "    (prog_{name} − prog_b)/(prog_e − prog_b) = {:5.2} (bodies only)   \
+             est. ({name} − a)/(e − a) = (b − a + prog_{name} − prog_b)/(b − a + prog_e − prog_b) \
+             = {:5.2}   (target ≤ 0.5)",
+            dx / de,
+            (floor + dx) / (floor + de)
+        );
+    }
+    if let Some(f) = samples.get(&Variant::F) {
+        let runs: u64 = f.prog_container.iter().map(|w| w.run_cnt).sum();
+        let programs = f
+            .prog_container
+            .iter()
+            .map(|w| w.programs)
+            .max()
+            .unwrap_or(0);
+        println!(
+            "    f: the daemon's sys_enter program ({programs} found) ran {runs} times during \
+             the loops (0: detached)"
+        );
     }
 }
