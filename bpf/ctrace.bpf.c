@@ -64,8 +64,17 @@ struct ctrace_cgroup_event _ctrace_cgroup_event = {};
 /* The state of the current task's cgroup; `task` is the current task. */
 static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
 {
-	if (use_cgrp_storage)
-		return bpf_cgrp_storage_get(&cgroup_storage, task->cgroups->dfl_cgrp, 0, 0);
+	if (use_cgrp_storage) {
+		struct cgroup *cgrp = task->cgroups->dfl_cgrp;
+
+		/*
+		 * A cgroup with no local storage at all is not tracked: most of the host's tasks
+		 * leave here on two loads, without the helper call.
+		 */
+		if (!bpf_core_field_exists(cgrp->bpf_cgrp_storage) || !cgrp->bpf_cgrp_storage)
+			return NULL;
+		return bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, 0);
+	}
 	__u64 id = bpf_get_current_cgroup_id();
 
 	return bpf_map_lookup_elem(&cgroup_hash, &id);
