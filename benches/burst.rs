@@ -26,13 +26,7 @@ const DEADLINE: Duration = Duration::from_secs(90);
 const STARTERS: usize = 8;
 
 fn main() {
-    if !common::selected(BENCH) || !common::root_and_docker(BENCH) {
-        return;
-    }
-    if let Err(e) = run() {
-        eprintln!("{BENCH}: FAILED: {e}");
-        std::process::exit(1);
-    }
+    common::run_bench(BENCH, true, run);
 }
 
 /// A Tracefile's content as a set of lines (section headers included, blank lines not).

@@ -292,13 +292,7 @@ fn time_query(db: &Path, sel: &Selection) -> Result<(f64, f64, usize), String> {
 }
 
 fn main() {
-    if !common::selected(BENCH) {
-        return;
-    }
-    if let Err(e) = run() {
-        eprintln!("{BENCH}: FAILED: {e}");
-        std::process::exit(1);
-    }
+    common::run_bench(BENCH, false, run);
 }
 
 fn run() -> Result<(), String> {

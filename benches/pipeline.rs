@@ -135,13 +135,7 @@ fn consume(writer: &mut Writer, from: &Receiver<ToWriter>) -> Result<WriterStats
 }
 
 fn main() {
-    if !common::selected(BENCH) {
-        return;
-    }
-    if let Err(e) = run() {
-        eprintln!("{BENCH}: FAILED: {e}");
-        std::process::exit(1);
-    }
+    common::run_bench(BENCH, false, run);
 }
 
 fn run() -> Result<(), String> {

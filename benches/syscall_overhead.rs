@@ -262,13 +262,7 @@ fn daemon_progs(pid: u32) -> Vec<u32> {
 }
 
 fn main() {
-    if !common::selected(BENCH) || !common::root_and_docker(BENCH) {
-        return;
-    }
-    if let Err(e) = run() {
-        eprintln!("{BENCH}: FAILED: {e}");
-        std::process::exit(1);
-    }
+    common::run_bench(BENCH, true, run);
 }
 
 fn run() -> Result<(), String> {

@@ -44,6 +44,18 @@ pub fn selected(bench: &str) -> bool {
     filters.is_empty() || filters.iter().any(|f| bench.contains(f.as_str()))
 }
 
+/// Runs one bench: honours `cargo bench NAME` and, for root benches, the root/Docker check;
+/// an error becomes a `FAILED` line and exit code 1.
+pub fn run_bench(bench: &str, needs_root: bool, run: impl FnOnce() -> Result<(), String>) {
+    if !selected(bench) || (needs_root && !root_and_docker(bench)) {
+        return;
+    }
+    if let Err(e) = run() {
+        eprintln!("{bench}: FAILED: {e}");
+        std::process::exit(1);
+    }
+}
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
