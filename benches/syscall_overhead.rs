@@ -545,7 +545,7 @@ fn measure(
                 if v == Variant::G {
                     kernel.track(&cg).map_err(|e| e.to_string())
                 } else {
-                    kernel.untrack(&cg);
+                    kernel.untrack(cg.id, Some(&cg));
                     Ok(())
                 }
             });

@@ -23,8 +23,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define PR_SET_SECCOMP 22
 #define SECCOMP_MODE_FILTER 2
 
-/* Chosen by userspace after probing the kernel (see src/kernel/probe.rs). */
-const volatile bool use_cgrp_storage = true;
+/*
+ * Chosen by userspace (see src/kernel/probe.rs): cgroup local storage, or slots (an array
+ * indexed by the cgroup id's low bits, `slot_mask`, with `cgroup_hash` for collisions).
+ */
+const volatile bool use_cgrp_storage = false;
+const volatile __u32 slot_mask = CTRACE_SLOTS - 1;
 const volatile bool debug = false;
 /*
  * Address ranges of the kernel's audit-free capability wrappers (ns_capable_noaudit,
@@ -35,6 +39,8 @@ const volatile __u64 noaudit_ranges[NOAUDIT_RANGES][2] = {};
 
 /* Nothing is lost on a full ring buffer: the bit is rolled back and the miss counted. */
 __u64 ringbuf_misses = 0;
+/* Cgroups whose state lives in cgroup_hash (slot taken); untracked tasks skip it while 0. */
+__s64 overflow_count = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
@@ -42,6 +48,13 @@ struct {
 	__type(key, int);
 	__type(value, struct ctrace_cgroup);
 } cgroup_storage SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CTRACE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ctrace_slot);
+} cgroup_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -64,9 +77,9 @@ struct ctrace_cgroup_event _ctrace_cgroup_event = {};
 /* The state of the current task's cgroup; `task` is the current task. */
 static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
 {
-	if (use_cgrp_storage) {
-		struct cgroup *cgrp = task->cgroups->dfl_cgrp;
+	struct cgroup *cgrp = task->cgroups->dfl_cgrp;
 
+	if (use_cgrp_storage) {
 		/*
 		 * A cgroup with no local storage at all is not tracked: most of the host's tasks
 		 * leave here on two loads, without the helper call.
@@ -75,8 +88,15 @@ static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
 			return NULL;
 		return bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, 0);
 	}
-	__u64 id = bpf_get_current_cgroup_id();
+	/* Slots: an inlined array lookup and one compare, no helper call. */
+	__u64 id = cgrp->kn->id;
+	__u32 idx = id & slot_mask;
+	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
 
+	if (slot && slot->cgroup_id == id)
+		return &slot->state;
+	if (!*(volatile __s64 *)&overflow_count)
+		return NULL;
 	return bpf_map_lookup_elem(&cgroup_hash, &id);
 }
 
@@ -298,6 +318,20 @@ static __always_inline bool copy_container_id(const char *leaf, __u32 offset, ch
 	return end == 0 || end == '.';
 }
 
+/* A free slot is taken atomically; its state was zeroed when it was released. */
+static __always_inline bool claim_slot(__u64 id)
+{
+	__u32 idx = id & slot_mask;
+	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
+
+	if (slot && __sync_val_compare_and_swap(&slot->cgroup_id, 0, id) == 0)
+		return true;
+	if (bpf_map_update_elem(&cgroup_hash, &id, &zero_state, BPF_NOEXIST))
+		return false;
+	__sync_fetch_and_add(&overflow_count, 1);
+	return true;
+}
+
 /* Leaf names: <64 hex> (cgroupfs driver) or docker-<64 hex>.scope (systemd driver). */
 #define LEAF_LEN 80
 #define SYSTEMD_PREFIX_LEN 7
@@ -336,7 +370,7 @@ int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	if (use_cgrp_storage) {
 		if (!bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
 			goto discard;
-	} else if (bpf_map_update_elem(&cgroup_hash, &id, &zero_state, BPF_NOEXIST)) {
+	} else if (!claim_slot(id)) {
 		goto discard;
 	}
 
@@ -353,14 +387,24 @@ discard:
 	return 0;
 }
 
-/* Local storage dies with its cgroup; the hash needs this. */
+/* Local storage dies with its cgroup; slots are released here. */
 SEC("tp_btf/cgroup_rmdir")
 int BPF_PROG(ctrace_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 {
 	if (use_cgrp_storage)
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
+	__u32 idx = id & slot_mask;
+	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
 
-	bpf_map_delete_elem(&cgroup_hash, &id);
+	if (slot && slot->cgroup_id == id) {
+		__u64 *word = (__u64 *)&slot->state;
+
+		for (int i = 0; i < sizeof(slot->state) / sizeof(__u64); i++)
+			word[i] = 0;
+		__sync_lock_test_and_set(&slot->cgroup_id, 0);
+	} else if (!bpf_map_delete_elem(&cgroup_hash, &id)) {
+		__sync_fetch_and_add(&overflow_count, -1);
+	}
 	return 0;
 }

@@ -43,6 +43,17 @@ struct ctrace_cgroup {
 	__u32 pad;
 };
 
+/*
+ * The slots backend: per-cgroup state in an array indexed by the low bits of the cgroup id
+ * (direct-mapped; ids of live cgroups rarely collide), with a hash for the collisions.
+ * cgroup_id == 0 marks a free slot.
+ */
+#define CTRACE_SLOTS 4096
+struct ctrace_slot {
+	__u64 cgroup_id;
+	struct ctrace_cgroup state;
+};
+
 /* One first sighting. kind selects the meaning of nr. */
 struct ctrace_event {
 	__u32 kind;

@@ -62,10 +62,13 @@ pub struct TraceArgs {
     /// `--since` stays true (humantime: 30m, 1h, 1d).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub epoch: Duration,
-    /// Where the kernel keeps per-container state: `auto` (cgroup local storage when the
-    /// kernel has it, else a hash), or force `storage` or `hash`.
+    /// Where the kernel keeps per-container state: `slots` (an array indexed by cgroup id,
+    /// no helper call per syscall; the default) or `storage` (cgroup local storage, 6.2+).
     #[arg(long, value_enum, default_value = "auto")]
     pub cgroup_state: crate::kernel::StateMap,
+    /// Slots in the array (a power of two up to 4096); fewer only to test collisions.
+    #[arg(long, default_value_t = crate::kernel::MAX_SLOTS, hide = true)]
+    pub cgroup_slots: u32,
 }
 
 /// Which recorded containers to use, and when.

@@ -463,23 +463,9 @@ fn containers_started_together_keep_the_runtime_out_of_their_tracefiles() {
     }
 }
 
-#[test]
-fn hash_fallback_records_the_same() {
-    let Some(_env) = root_env() else { return };
-    // Kernels before 6.2 have no cgroup local storage; the hash keyed by cgroup id stands in.
-    let daemon = Daemon::start(&["--cgroup-state", "hash"]);
-    assert!(
-        daemon.stderr().contains("a hash map"),
-        "{}",
-        daemon.stderr()
-    );
-    let name = unique("hash");
-    run_container(
-        Some(&name),
-        IMAGE,
-        &["sh", "-c", "mkdir /h && chown 1 /h && chroot / true"],
-    );
-    let text = daemon.wait_tracefile(&name, |t| t.contains("sys_chroot"));
+/// The script of the backend tests, and what its Tracefile must show.
+fn check_backend_trace(daemon: &Daemon, name: &str) {
+    let text = daemon.wait_tracefile(name, |t| t.contains("sys_chroot"));
     let calls = set(section(&text, "SYSCALLS"));
     assert!(
         calls.contains("mkdir") && calls.contains("chroot"),
@@ -490,6 +476,64 @@ fn hash_fallback_records_the_same() {
         section(&text, "CAPABILITIES").contains(&"chown".to_string()),
         "{text}"
     );
+}
+
+const BACKEND_SCRIPT: &str = "mkdir /h && chown 1 /h && chroot / true";
+
+#[test]
+fn cgroup_local_storage_backend_records_the_same() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&["--cgroup-state", "storage"]);
+    assert!(
+        daemon.stderr().contains("cgroup local storage"),
+        "{}",
+        daemon.stderr()
+    );
+    let name = unique("storage");
+    run_container(Some(&name), IMAGE, &["sh", "-c", BACKEND_SCRIPT]);
+    check_backend_trace(&daemon, &name);
+}
+
+#[test]
+fn slot_collisions_fall_back_to_the_hash() {
+    let Some(_env) = root_env() else { return };
+    // One slot: while the sleeper holds it, the next container's state goes to the hash.
+    let daemon = Daemon::start(&["--cgroup-state", "slots", "--cgroup-slots", "1"]);
+    assert!(daemon.stderr().contains("slots"), "{}", daemon.stderr());
+    let holder = unique("slot-holder");
+    let label = format!("ctrace.tracefile={holder}");
+    let out = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--label",
+        &label,
+        IMAGE,
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.1; done; mkdir /holder",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let _guard = common::ContainerGuard(id.clone());
+    daemon.wait_tracefile(&holder, |t| {
+        t.contains("nanosleep") || t.contains("clock_nanosleep")
+    });
+    let name = unique("overflow");
+    run_container(Some(&name), IMAGE, &["sh", "-c", BACKEND_SCRIPT]);
+    check_backend_trace(&daemon, &name);
+    // The slot holder is still traced, and once both are gone the slot is free again.
+    assert!(docker(&["exec", &id, "touch", "/tmp/go"]).status.success());
+    daemon.wait_tracefile(&holder, |t| t.lines().any(|l| l == "mkdir"));
+    let _ = docker(&["wait", &id]);
+    let again = unique("slot-again");
+    run_container(Some(&again), IMAGE, &["sh", "-c", BACKEND_SCRIPT]);
+    check_backend_trace(&daemon, &again);
 }
 
 #[test]

@@ -63,6 +63,7 @@ async fn trace(
             kernel: KernelConfig {
                 debug: args.debug,
                 state: args.cgroup_state,
+                slots: args.cgroup_slots,
             },
             cgroup_root: cgroup_root.clone(),
             always_attached: args.runc,
@@ -77,7 +78,7 @@ async fn trace(
         if loaded.cgroup_storage {
             "cgroup local storage"
         } else {
-            "a hash map (no cgroup storage)"
+            "slots (an array by cgroup id)"
         }
     );
     if args.debug {

@@ -11,6 +11,8 @@ unsafe impl plain::Plain for types::ctrace_event {}
 unsafe impl plain::Plain for types::ctrace_cgroup_event {}
 // SAFETY: as above.
 unsafe impl plain::Plain for types::ctrace_cgroup {}
+// SAFETY: as above.
+unsafe impl plain::Plain for types::ctrace_slot {}
 
 const KIND_SYSCALL: u32 = 1;
 const KIND_CAP_GRANTED: u32 = 2;

@@ -3,22 +3,23 @@
 
 pub mod event;
 pub mod probe;
+mod state;
 
-use std::fs::File;
-use std::mem::{size_of, MaybeUninit};
-use std::os::fd::AsRawFd;
+use std::mem::MaybeUninit;
 use std::path::PathBuf;
+use std::ptr::NonNull;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
+use libbpf_rs::{Link, OpenObject, PrintLevel};
 
 pub use probe::{CapSource, Features, StateMap};
+pub use state::CgroupHandle;
 
 #[allow(clippy::all, dead_code, non_camel_case_types, unused_imports)]
 pub mod skel {
     include!(concat!(env!("OUT_DIR"), "/ctrace.skel.rs"));
 }
-use skel::{types, CtraceSkel, CtraceSkelBuilder};
+use skel::{CtraceSkel, CtraceSkelBuilder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -43,42 +44,38 @@ pub enum KernelError {
     State { id: u64, source: libbpf_rs::Error },
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// CTRACE_SLOTS in bpf/event.h: the slots array's size.
+pub const MAX_SLOTS: u32 = 4096;
+
+#[derive(Debug, Clone, Copy)]
 pub struct KernelConfig {
     /// Mirror events to the trace pipe.
     pub debug: bool,
     pub state: StateMap,
+    /// Slots in use (a power of two up to MAX_SLOTS); fewer only to test collisions.
+    pub slots: u32,
 }
 
-/// A cgroup as the kernel programs key it: local storage wants an open directory, the hash
-/// fallback its id (the directory's inode number).
-#[derive(Debug)]
-pub struct CgroupHandle {
-    pub id: u64,
-    pub path: PathBuf,
-    dir: File,
-}
-
-impl CgroupHandle {
-    pub fn open(path: PathBuf) -> Result<CgroupHandle, std::io::Error> {
-        use std::os::unix::fs::MetadataExt;
-        let dir = File::open(&path)?;
-        let id = dir.metadata()?.ino();
-        Ok(CgroupHandle { id, path, dir })
+impl Default for KernelConfig {
+    fn default() -> KernelConfig {
+        KernelConfig {
+            debug: false,
+            state: StateMap::default(),
+            slots: MAX_SLOTS,
+        }
     }
 }
 
 pub struct Kernel {
     skel: CtraceSkel<'static>,
     cgroup_storage: bool,
+    /// Slots backend: the array index is `cgroup id & slot_mask`.
+    slot_mask: u32,
+    /// `overflow_count` in the programs' .bss (shared memory), adjusted with atomics.
+    overflow_count: Option<NonNull<i64>>,
     cap_source: CapSource,
     _links: Vec<Link>,
 }
-
-/// CTRACE_PHASE_APP in bpf/event.h.
-const PHASE_APP: u32 = 2;
-
-const STATE_SIZE: usize = size_of::<types::ctrace_cgroup>();
 
 fn libbpf_message(_level: PrintLevel, message: String) {
     eprint!("libbpf: {message}");
@@ -127,6 +124,8 @@ impl Kernel {
             KernelError::Load(libbpf_rs::Error::from(std::io::Error::other("no .rodata")))
         })?;
         rodata.use_cgrp_storage = features.cgroup_storage;
+        rodata.slot_mask = config.slots.clamp(1, MAX_SLOTS).next_power_of_two() - 1;
+        let slot_mask = rodata.slot_mask;
         rodata.debug = config.debug;
         for (slot, (start, end)) in rodata
             .noaudit_ranges
@@ -136,10 +135,9 @@ impl Kernel {
             *slot = [*start, *end];
         }
         if features.cgroup_storage {
-            open.maps
-                .cgroup_hash
-                .set_autocreate(false)
-                .map_err(KernelError::Load)?;
+            for map in [&mut open.maps.cgroup_hash, &mut open.maps.cgroup_slots] {
+                map.set_autocreate(false).map_err(KernelError::Load)?;
+            }
             open.progs.ctrace_cgroup_rmdir.set_autoload(false);
         } else {
             open.maps
@@ -156,7 +154,12 @@ impl Kernel {
         open.progs
             .ctrace_cap_kprobe
             .set_autoload(cap_source == CapSource::Kprobe);
-        let skel = open.load().map_err(KernelError::Load)?;
+        let mut skel = open.load().map_err(KernelError::Load)?;
+        let overflow_count = skel
+            .maps
+            .bss_data
+            .as_deref_mut()
+            .map(|bss| NonNull::from(&mut bss.overflow_count));
 
         let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
             prog.attach()
@@ -182,6 +185,8 @@ impl Kernel {
         Ok(Kernel {
             skel,
             cgroup_storage: features.cgroup_storage,
+            slot_mask,
+            overflow_count,
             cap_source,
             _links: links,
         })
@@ -219,83 +224,5 @@ impl Kernel {
             .as_deref()
             .map(|b| b.ringbuf_misses)
             .unwrap_or(0)
-    }
-
-    fn key(&self, cg: &CgroupHandle) -> Vec<u8> {
-        if self.cgroup_storage {
-            cg.dir.as_raw_fd().to_ne_bytes().to_vec()
-        } else {
-            cg.id.to_ne_bytes().to_vec()
-        }
-    }
-
-    fn state_map(&self) -> &libbpf_rs::Map<'static> {
-        if self.cgroup_storage {
-            &self.skel.maps.cgroup_storage
-        } else {
-            &self.skel.maps.cgroup_hash
-        }
-    }
-
-    /// Starts tracking a cgroup (no-op if the kernel already tracks it from cgroup_mkdir).
-    /// Such a container already runs its application (it predates the daemon).
-    pub fn track(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
-        let mut state = types::ctrace_cgroup {
-            phase_now: PHASE_APP,
-            ..Default::default()
-        };
-        let map = self.state_map();
-        let key = self.key(cg);
-        if let Ok(Some(existing)) = map.lookup(&key, MapFlags::ANY) {
-            let _ = plain::copy_from_bytes(&mut state, &existing);
-            return Ok(());
-        }
-        // SAFETY: plain #[repr(C)] value viewed as bytes.
-        let bytes = unsafe { plain::as_bytes(&state) };
-        map.update(&key, bytes, MapFlags::ANY)
-            .map_err(|source| KernelError::State { id: cg.id, source })
-    }
-
-    pub fn untrack(&self, cg: &CgroupHandle) {
-        // Already gone when the cgroup was removed; nothing else to do.
-        let _ = self.state_map().delete(&self.key(cg));
-    }
-
-    /// Untracks a cgroup known only by id (the kernel tracked it at mkdir, userspace found
-    /// it is not a labelled container). Local storage needs the directory.
-    pub fn untrack_by_path(&self, id: u64, path: PathBuf) {
-        if self.cgroup_storage {
-            if let Ok(cg) = CgroupHandle::open(path) {
-                self.untrack(&cg);
-            }
-        } else {
-            let _ = self.state_map().delete(&id.to_ne_bytes());
-        }
-    }
-
-    /// Forgets every sighting of a cgroup (new epoch or Tracefile window), keeping its phase.
-    pub fn reset(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
-        let map = self.state_map();
-        let key = self.key(cg);
-        let Some(bytes) = map
-            .lookup(&key, MapFlags::ANY)
-            .map_err(|source| KernelError::State { id: cg.id, source })?
-        else {
-            return Ok(());
-        };
-        let mut state = types::ctrace_cgroup::default();
-        plain::copy_from_bytes(&mut state, &bytes).map_err(|_| KernelError::State {
-            id: cg.id,
-            source: libbpf_rs::Error::from(std::io::Error::other("short state value")),
-        })?;
-        let fresh = types::ctrace_cgroup {
-            phase_now: state.phase_now,
-            ..Default::default()
-        };
-        debug_assert_eq!(bytes.len(), STATE_SIZE);
-        // SAFETY: plain #[repr(C)] value viewed as bytes.
-        let fresh_bytes = unsafe { plain::as_bytes(&fresh) };
-        map.update(&key, fresh_bytes, MapFlags::EXIST)
-            .map_err(|source| KernelError::State { id: cg.id, source })
     }
 }

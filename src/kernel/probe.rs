@@ -69,15 +69,17 @@ pub fn function_ranges(names: &[&str]) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Where per-cgroup state lives; `auto` picks local storage when the kernel has it.
+/// Where per-cgroup state lives in the kernel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum StateMap {
+    /// Slots (the fastest measured here; see BENCHMARKS.md).
     #[default]
     Auto,
-    /// BPF_MAP_TYPE_CGRP_STORAGE (Linux 6.2+).
+    /// An array indexed by the cgroup id's low bits, with a hash for collisions: no helper
+    /// call on the syscall path; any kernel with BPF ring buffers.
+    Slots,
+    /// BPF_MAP_TYPE_CGRP_STORAGE (Linux 6.2+): a helper call per traced syscall.
     Storage,
-    /// A hash keyed by cgroup id (any kernel with BPF ring buffers).
-    Hash,
 }
 
 #[derive(Debug, Clone)]
@@ -134,9 +136,8 @@ pub fn probe(state: StateMap) -> Features {
     cap_sources.extend([CapSource::Fexit, CapSource::Kprobe]);
     Features {
         cgroup_storage: match state {
-            StateMap::Auto => map_type_supported(libbpf_sys::BPF_MAP_TYPE_CGRP_STORAGE),
-            StateMap::Storage => true,
-            StateMap::Hash => false,
+            StateMap::Auto | StateMap::Slots => false,
+            StateMap::Storage => map_type_supported(libbpf_sys::BPF_MAP_TYPE_CGRP_STORAGE),
         },
         cap_sources,
         noaudit_callers: function_ranges(&NOAUDIT_CALLERS),

@@ -224,10 +224,8 @@ impl Reader<'_> {
                 ),
             },
             ToReader::Untrack { cgroup_id } => {
-                match self.tracked.remove(&cgroup_id) {
-                    Some(handle) => self.kernel.untrack(&handle),
-                    None => self.kernel.untrack_by_path(cgroup_id, PathBuf::new()),
-                }
+                let handle = self.tracked.remove(&cgroup_id);
+                self.kernel.untrack(cgroup_id, handle.as_ref());
                 self.log_attach_error();
             }
             ToReader::Reset { cgroup_id } => {
