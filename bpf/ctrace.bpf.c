@@ -39,6 +39,11 @@ const volatile __u64 noaudit_ranges[NOAUDIT_RANGES][2] = {};
 
 /* Nothing is lost on a full ring buffer: the bit is rolled back and the miss counted. */
 __u64 ringbuf_misses = 0;
+/*
+ * Epochs: userspace bumps this; each cgroup forgets its sightings on its next event, here in
+ * the kernel, so that nothing outside ever rewrites a cgroup's state (and its phase).
+ */
+__u32 reset_generation = 0;
 /* Cgroups whose state lives in cgroup_hash (slot taken); untracked tasks skip it while 0. */
 __s64 overflow_count = 0;
 
@@ -100,6 +105,20 @@ static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
 	return bpf_map_lookup_elem(&cgroup_hash, &id);
 }
 
+/* A new epoch started since this cgroup's last event: forget its sightings. */
+static __always_inline void catch_up(struct ctrace_cgroup *st)
+{
+	__u32 generation = *(volatile __u32 *)&reset_generation;
+
+	if (st->generation == generation)
+		return;
+	st->generation = generation;
+	__u64 *word = (__u64 *)&st->phase;
+
+	for (int i = 0; i < sizeof(st->phase) / sizeof(__u64); i++)
+		word[i] = 0;
+}
+
 /* Sets `bit` in `*word`; sends an event only if this call set it first. */
 static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, __u8 abi,
 				  __u8 phase)
@@ -154,6 +173,7 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 	struct ctrace_cgroup *st = state_of(task);
 	if (!st)
 		return 0;
+	catch_up(st);
 
 	__u64 nr = (__u64)id;
 	__u8 abi = CTRACE_ABI_X86_64;
@@ -251,6 +271,7 @@ static __always_inline void record_cap(void *ctx, const struct cred *cred, int c
 	struct ctrace_cgroup *st = state_of(task);
 	if (!st)
 		return;
+	catch_up(st);
 	__u32 phase = st->phase_now;
 
 	if (phase >= CTRACE_PHASE_COUNT)

@@ -39,8 +39,8 @@ struct ctrace_bits {
 /* Per-cgroup state: cgroup local storage, or a hash keyed by cgroup id on older kernels. */
 struct ctrace_cgroup {
 	struct ctrace_bits phase[CTRACE_PHASE_COUNT];
-	__u32 phase_now; /* CTRACE_PHASE_*; zero (runtime) for a new cgroup */
-	__u32 pad;
+	__u32 phase_now;  /* CTRACE_PHASE_*; zero (runtime) for a new cgroup */
+	__u32 generation; /* the reset_generation its bitmaps belong to */
 };
 
 /*

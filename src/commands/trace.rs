@@ -143,7 +143,7 @@ async fn epoch_timer(
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + to_boundary, epoch);
     loop {
         tokio::select! {
-            _ = every.tick() => { let _ = to_reader.send(ToReader::ResetAll); }
+            _ = every.tick() => { let _ = to_reader.send(ToReader::NewEpoch); }
             _ = stop.changed() => return,
         }
     }

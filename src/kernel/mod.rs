@@ -73,6 +73,8 @@ pub struct Kernel {
     slot_mask: u32,
     /// `overflow_count` in the programs' .bss (shared memory), adjusted with atomics.
     overflow_count: Option<NonNull<i64>>,
+    /// `reset_generation` in the programs' .bss: bumped to start an epoch.
+    reset_generation: Option<NonNull<u32>>,
     cap_source: CapSource,
     _links: Vec<Link>,
 }
@@ -155,11 +157,14 @@ impl Kernel {
             .ctrace_cap_kprobe
             .set_autoload(cap_source == CapSource::Kprobe);
         let mut skel = open.load().map_err(KernelError::Load)?;
-        let overflow_count = skel
-            .maps
-            .bss_data
-            .as_deref_mut()
-            .map(|bss| NonNull::from(&mut bss.overflow_count));
+        let bss = skel.maps.bss_data.as_deref_mut();
+        let (overflow_count, reset_generation) = match bss {
+            Some(bss) => (
+                Some(NonNull::from(&mut bss.overflow_count)),
+                Some(NonNull::from(&mut bss.reset_generation)),
+            ),
+            None => (None, None),
+        };
 
         let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
             prog.attach()
@@ -187,6 +192,7 @@ impl Kernel {
             cgroup_storage: features.cgroup_storage,
             slot_mask,
             overflow_count,
+            reset_generation,
             cap_source,
             _links: links,
         })

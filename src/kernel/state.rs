@@ -1,5 +1,5 @@
 //! Per-cgroup state in the kernel as userspace changes it: track a container that predates
-//! the daemon, untrack one that is not ours, reset sightings each epoch.
+//! the daemon, untrack one that is not ours, start a new epoch.
 //!
 //! Two backends (bpf/ctrace.bpf.c): cgroup local storage, keyed by an open cgroup directory;
 //! or slots, an array indexed by `cgroup id & slot_mask` whose entry names its cgroup, with a
@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use libbpf_rs::{MapCore, MapFlags};
 
@@ -48,14 +48,6 @@ fn decode<T: plain::Plain + Default>(id: u64, raw: &[u8]) -> Result<T, KernelErr
         source: libbpf_rs::Error::from(std::io::Error::other("short map value")),
     })?;
     Ok(value)
-}
-
-/// The same state with no sightings, in the same phase.
-fn fresh(state: &types::ctrace_cgroup) -> types::ctrace_cgroup {
-    types::ctrace_cgroup {
-        phase_now: state.phase_now,
-        ..Default::default()
-    }
 }
 
 impl Kernel {
@@ -169,32 +161,13 @@ impl Kernel {
         }
     }
 
-    /// Forgets every sighting of a cgroup (new epoch or Tracefile window), keeping its phase.
-    pub fn reset(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
-        if !self.cgroup_storage {
-            let slot = self.slot(cg.id)?;
-            if slot.cgroup_id == cg.id {
-                let state = fresh(&slot.state);
-                return self.write_slot(
-                    cg.id,
-                    &types::ctrace_slot {
-                        cgroup_id: cg.id,
-                        state,
-                    },
-                );
-            }
+    /// Starts a new epoch: every cgroup forgets its sightings on its next event (the kernel
+    /// clears them, so no state is rewritten from here).
+    pub fn start_epoch(&self) {
+        if let Some(ptr) = self.reset_generation {
+            // SAFETY: the pointer is into the skeleton's .bss mapping, valid and aligned for
+            // the program's life; the kernel programs only read it.
+            unsafe { AtomicU32::from_ptr(ptr.as_ptr()) }.fetch_add(1, Ordering::SeqCst);
         }
-        let Some((key, map)) = self.keyed(cg.id, Some(cg)) else {
-            return Ok(());
-        };
-        let Some(raw) = map
-            .lookup(&key, MapFlags::ANY)
-            .map_err(Self::state_error(cg.id))?
-        else {
-            return Ok(());
-        };
-        let state: types::ctrace_cgroup = decode(cg.id, &raw)?;
-        map.update(&key, bytes(&fresh(&state)), MapFlags::EXIST)
-            .map_err(Self::state_error(cg.id))
     }
 }

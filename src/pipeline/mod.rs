@@ -49,11 +49,8 @@ pub enum ToReader {
     Untrack {
         cgroup_id: u64,
     },
-    /// Forget sightings so continued use is seen again: one cgroup (new Tracefile window) or
-    /// all (new epoch).
-    Reset {
-        cgroup_id: u64,
-    },
-    ResetAll,
+    /// Forget sightings so continued use is seen again (a new epoch, or a Tracefile window
+    /// rolled over: every container then reports its current use again).
+    NewEpoch,
     Shutdown,
 }

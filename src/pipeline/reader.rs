@@ -228,20 +228,7 @@ impl Reader<'_> {
                 self.kernel.untrack(cgroup_id, handle.as_ref());
                 self.log_attach_error();
             }
-            ToReader::Reset { cgroup_id } => {
-                if let Some(handle) = self.tracked.get(&cgroup_id) {
-                    if let Err(e) = self.kernel.reset(handle) {
-                        eprintln!("ctrace: error: {e}");
-                    }
-                }
-            }
-            ToReader::ResetAll => {
-                for handle in self.tracked.values() {
-                    if let Err(e) = self.kernel.reset(handle) {
-                        eprintln!("ctrace: error: {e}");
-                    }
-                }
-            }
+            ToReader::NewEpoch => self.kernel.start_epoch(),
             ToReader::Shutdown => return true,
         }
         false

@@ -332,6 +332,7 @@ impl State {
                 }
             }
         }
+        let any_rolled = !rolled.is_empty();
         for (cgroup_id, window) in rolled {
             let id = tracefile_id(tx, &mut self.tracefile_ids, &window)?;
             if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
@@ -340,8 +341,10 @@ impl State {
                 self.dirty
                     .insert(std::mem::replace(&mut t.window, window.clone()));
                 self.dirty.insert(window);
-                let _ = self.to_reader.send(ToReader::Reset { cgroup_id });
             }
+        }
+        if any_rolled {
+            let _ = self.to_reader.send(ToReader::NewEpoch);
         }
         Ok(())
     }
