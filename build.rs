@@ -25,7 +25,7 @@ fn main() {
             .expect("building a benchmark BPF skeleton");
         println!("cargo:rerun-if-changed={src}");
     }
-    for f in [BPF_SRC, "bpf/event.h", "bpf/vmlinux.h"] {
+    for f in [BPF_SRC, "bpf/event.h", "bpf/state.h", "bpf/vmlinux.h"] {
         println!("cargo:rerun-if-changed={f}");
     }
     // Migrations are embedded with include_str!; rebuild when one is added or changed.

@@ -2,13 +2,15 @@
 /*
  * ctrace kernel side: per-cgroup bitmaps of syscalls (per ABI) and capabilities, set with an
  * atomic test-and-set; only a first sighting is sent to userspace over the ring buffer.
- * Userspace clears the bitmaps every epoch so that continued use is seen again.
+ * Userspace starts a new epoch now and then; each cgroup then forgets its sightings, so that
+ * continued use is seen again. Per-cgroup state and the test-and-set are in state.h.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "event.h"
+#include "state.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -22,133 +24,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define SECCOMP_SET_MODE_FILTER 1
 #define PR_SET_SECCOMP 22
 #define SECCOMP_MODE_FILTER 2
-
-/*
- * Chosen by userspace (see src/kernel/probe.rs): cgroup local storage, or slots (an array
- * indexed by the cgroup id's low bits, `slot_mask`, with `cgroup_hash` for collisions).
- */
-const volatile bool use_cgrp_storage = false;
-const volatile __u32 slot_mask = CTRACE_SLOTS - 1;
-const volatile bool debug = false;
-/*
- * Address ranges of the kernel's audit-free capability wrappers (ns_capable_noaudit,
- * security_vm_enough_memory_mm, ...), from /proc/kallsyms; [0, 0) when unknown.
- */
-#define NOAUDIT_RANGES 8
-const volatile __u64 noaudit_ranges[NOAUDIT_RANGES][2] = {};
-
-/* Nothing is lost on a full ring buffer: the bit is rolled back and the miss counted. */
-__u64 ringbuf_misses = 0;
-/*
- * Epochs: userspace bumps this; each cgroup forgets its sightings on its next event, here in
- * the kernel, so that nothing outside ever rewrites a cgroup's state (and its phase).
- */
-__u32 reset_generation = 0;
-/* Cgroups whose state lives in cgroup_hash (slot taken); untracked tasks skip it while 0. */
-__s64 overflow_count = 0;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct ctrace_cgroup);
-} cgroup_storage SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CTRACE_SLOTS);
-	__type(key, __u32);
-	__type(value, struct ctrace_slot);
-} cgroup_slots SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct ctrace_cgroup);
-} cgroup_hash SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
-} events SEC(".maps");
-
-static const struct ctrace_cgroup zero_state;
-
-/* Referenced so that their layouts reach BTF and the skeleton's Rust types. */
-struct ctrace_event _ctrace_event = {};
-struct ctrace_cgroup_event _ctrace_cgroup_event = {};
-
-/* The state of the current task's cgroup; `task` is the current task. */
-static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
-{
-	struct cgroup *cgrp = task->cgroups->dfl_cgrp;
-
-	if (use_cgrp_storage) {
-		/*
-		 * A cgroup with no local storage at all is not tracked: most of the host's tasks
-		 * leave here on two loads, without the helper call.
-		 */
-		if (!bpf_core_field_exists(cgrp->bpf_cgrp_storage) || !cgrp->bpf_cgrp_storage)
-			return NULL;
-		return bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, 0);
-	}
-	/* Slots: an inlined array lookup and one compare, no helper call. */
-	__u64 id = cgrp->kn->id;
-	__u32 idx = id & slot_mask;
-	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
-
-	if (slot && slot->cgroup_id == id)
-		return &slot->state;
-	if (!*(volatile __s64 *)&overflow_count)
-		return NULL;
-	return bpf_map_lookup_elem(&cgroup_hash, &id);
-}
-
-/* A new epoch started since this cgroup's last event: forget its sightings. */
-static __always_inline void catch_up(struct ctrace_cgroup *st)
-{
-	__u32 generation = *(volatile __u32 *)&reset_generation;
-
-	if (st->generation == generation)
-		return;
-	st->generation = generation;
-	__u64 *word = (__u64 *)&st->phase;
-
-	for (int i = 0; i < sizeof(st->phase) / sizeof(__u64); i++)
-		word[i] = 0;
-}
-
-/* Sets `bit` in `*word`; sends an event only if this call set it first. */
-static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, __u8 abi,
-				  __u8 phase)
-{
-	/* Nearly every call was seen before: a plain read spares them the locked instruction. */
-	if (*(volatile __u64 *)word & bit)
-		return;
-	if (__sync_fetch_and_or(word, bit) & bit)
-		return;
-
-	struct ctrace_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_and(word, ~bit);
-		__sync_fetch_and_add(&ringbuf_misses, 1);
-		return;
-	}
-	e->kind = kind;
-	e->nr = nr;
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->boot_ns = bpf_ktime_get_boot_ns();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->abi = abi;
-	e->phase = phase;
-	e->pad[0] = 0;
-	e->pad[1] = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	if (debug)
-		bpf_printk("ctrace: cgroup %llu kind %u nr %u abi %u", e->cgroup_id, kind, nr, abi);
-	bpf_ringbuf_submit(e, 0);
-}
 
 /*
  * Does this call install a seccomp filter (the runtime's, for the container)? libseccomp
@@ -234,6 +109,13 @@ int BPF_PROG(ctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	st->phase_now = CTRACE_PHASE_APP;
 	return 0;
 }
+
+/*
+ * Address ranges of the kernel's audit-free capability wrappers (ns_capable_noaudit,
+ * security_vm_enough_memory_mm, ...), from /proc/kallsyms; [0, 0) when unknown.
+ */
+#define NOAUDIT_RANGES 8
+const volatile __u64 noaudit_ranges[NOAUDIT_RANGES][2] = {};
 
 /*
  * The tracepoint carries no `opts`, so audit-free checks (probes such as memory accounting's
@@ -337,20 +219,6 @@ static __always_inline bool copy_container_id(const char *leaf, __u32 offset, ch
 	char end = leaf[offset + CTRACE_CONTAINER_ID_LEN];
 
 	return end == 0 || end == '.';
-}
-
-/* A free slot is taken atomically; its state was zeroed when it was released. */
-static __always_inline bool claim_slot(__u64 id)
-{
-	__u32 idx = id & slot_mask;
-	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
-
-	if (slot && __sync_val_compare_and_swap(&slot->cgroup_id, 0, id) == 0)
-		return true;
-	if (bpf_map_update_elem(&cgroup_hash, &id, &zero_state, BPF_NOEXIST))
-		return false;
-	__sync_fetch_and_add(&overflow_count, 1);
-	return true;
 }
 
 /* Leaf names: <64 hex> (cgroupfs driver) or docker-<64 hex>.scope (systemd driver). */

@@ -187,29 +187,10 @@ fn container_that_exits_at_once_is_recorded_completely() {
 fn container_started_before_the_daemon_is_traced() {
     let Some(_env) = root_env() else { return };
     let name = unique("early");
-    let label = format!("ctrace.tracefile={name}");
-    let out = docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--label",
-        &label,
-        IMAGE,
-        "sh",
-        "-c",
-        "while [ ! -e /tmp/go ]; do sleep 0.1; done; mkdir /late && chown 3 /late && echo ok",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let _guard = common::ContainerGuard(id.clone());
+    let early = common::GatedContainer::start(&name, "mkdir /late && chown 3 /late && echo ok");
     let daemon = Daemon::start(&[]);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(docker(&["exec", &id, "touch", "/tmp/go"]).status.success());
+    early.open_and_wait();
     let text = daemon.wait_tracefile(&name, |t| {
         t.lines().any(|l| l == "mkdir") && t.contains("chown")
     });
@@ -217,7 +198,6 @@ fn container_started_before_the_daemon_is_traced() {
         section(&text, "CAPABILITIES").contains(&"chown".to_string()),
         "{text}"
     );
-    let _ = docker(&["wait", &id]);
 }
 
 #[test]
@@ -501,26 +481,7 @@ fn slot_collisions_fall_back_to_the_hash() {
     let daemon = Daemon::start(&["--cgroup-state", "slots", "--cgroup-slots", "1"]);
     assert!(daemon.stderr().contains("slots"), "{}", daemon.stderr());
     let holder = unique("slot-holder");
-    let label = format!("ctrace.tracefile={holder}");
-    let out = docker(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--label",
-        &label,
-        IMAGE,
-        "sh",
-        "-c",
-        "while [ ! -e /tmp/go ]; do sleep 0.1; done; mkdir /holder",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let _guard = common::ContainerGuard(id.clone());
+    let holding = common::GatedContainer::start(&holder, "mkdir /holder");
     daemon.wait_tracefile(&holder, |t| {
         t.contains("nanosleep") || t.contains("clock_nanosleep")
     });
@@ -528,9 +489,8 @@ fn slot_collisions_fall_back_to_the_hash() {
     run_container(Some(&name), IMAGE, &["sh", "-c", BACKEND_SCRIPT]);
     check_backend_trace(&daemon, &name);
     // The slot holder is still traced, and once both are gone the slot is free again.
-    assert!(docker(&["exec", &id, "touch", "/tmp/go"]).status.success());
+    holding.open_and_wait();
     daemon.wait_tracefile(&holder, |t| t.lines().any(|l| l == "mkdir"));
-    let _ = docker(&["wait", &id]);
     let again = unique("slot-again");
     run_container(Some(&again), IMAGE, &["sh", "-c", BACKEND_SCRIPT]);
     check_backend_trace(&daemon, &again);

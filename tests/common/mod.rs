@@ -226,12 +226,50 @@ impl Drop for Daemon {
     }
 }
 
-/// Removes a detached container this test started, even when the test fails.
-pub struct ContainerGuard(pub String);
+/// A detached labelled container that waits at a gate (the file /tmp/go) before running
+/// `script`; removed when dropped, even when the test fails.
+pub struct GatedContainer {
+    pub id: String,
+}
 
-impl Drop for ContainerGuard {
+impl GatedContainer {
+    pub fn start(label: &str, script: &str) -> GatedContainer {
+        let label = format!("ctrace.tracefile={label}");
+        let gated = format!("while [ ! -e /tmp/go ]; do sleep 0.1; done; {script}");
+        let out = docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--label",
+            &label,
+            IMAGE,
+            "sh",
+            "-c",
+            &gated,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        GatedContainer {
+            id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        }
+    }
+
+    /// Lets the script run and waits for the container to exit.
+    pub fn open_and_wait(&self) {
+        assert!(docker(&["exec", &self.id, "touch", "/tmp/go"])
+            .status
+            .success());
+        let _ = docker(&["wait", &self.id]);
+    }
+}
+
+impl Drop for GatedContainer {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.0]);
+        let _ = docker(&["rm", "-f", &self.id]);
     }
 }
 
