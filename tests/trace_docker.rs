@@ -548,3 +548,38 @@ fn epochs_see_continued_use_again_and_coalesce_it() {
     );
     assert!(runs < epochs, "{runs} runs for {epochs} epochs: {rows:?}");
 }
+
+#[test]
+fn a_stopped_container_starts_no_new_windows() {
+    let Some(_env) = root_env() else { return };
+    let daemon = Daemon::start(&[]);
+    let base = unique("gone");
+    let label = format!("{base}-%H%M%S");
+    run_container(Some(&label), IMAGE, &["sh", "-c", "mkdir /g"]);
+    let files = || -> Vec<String> {
+        std::fs::read_dir(daemon.data())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&base))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !files()
+        .iter()
+        .any(|f| std::fs::read_to_string(daemon.data().join(f)).is_ok_and(|t| t.contains("mkdir")))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Tracefile for {base}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let at_stop = files().len();
+    // Windows of one second roll on; the stopped container must not follow them.
+    std::thread::sleep(Duration::from_millis(3500));
+    let later = files();
+    assert!(
+        later.len() <= at_stop + 1,
+        "{at_stop} files at stop, then {later:?}"
+    );
+}

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Local;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{Connection, Transaction};
 
 use crate::kernel::event::Sighting;
 use crate::pipeline::clock::BootClock;
 use crate::pipeline::{ToReader, ToWriter};
 use crate::registry::Container;
+use crate::store::containers;
 use crate::store::materialize::materialize;
 use crate::store::record::Sheet;
 use crate::tracefile::label;
@@ -56,14 +57,21 @@ struct Traced {
     row: i64,
     window: String,
     sheet: Sheet,
+    /// When Docker said it stopped; its entry goes after `FORGET_AFTER`.
+    stopped: Option<Instant>,
 }
 
 enum CgroupState {
     /// Not yet known to be a labelled container: its sightings wait here.
     Pending(Vec<Sighting>),
     Traced(Box<Traced>),
-    Ignored,
+    /// Not ours (since then): late sightings are dropped until it is forgotten.
+    Ignored(Instant),
 }
+
+/// A stopped or ignored cgroup is forgotten this long after: long enough for the sightings
+/// still in the pipeline when Docker's event came (well under a second) to arrive.
+const FORGET_AFTER: Duration = Duration::from_secs(10);
 
 pub struct Writer {
     conn: Connection,
@@ -166,6 +174,7 @@ impl Writer {
                 t.sheet.close_ended(&tx, now)?;
             }
         }
+        self.state.forget_gone(&tx)?;
         tx.commit()
     }
 }
@@ -190,7 +199,7 @@ impl State {
                 }
             }
             Some(CgroupState::Pending(waiting)) => waiting.push(s),
-            Some(CgroupState::Ignored) => {}
+            Some(CgroupState::Ignored(_)) => {}
             None => {
                 self.cgroups
                     .insert(cgroup_id, CgroupState::Pending(vec![s]));
@@ -208,14 +217,13 @@ impl State {
             }
             ToWriter::Resolved(container) => self.resolve(tx, container)?,
             ToWriter::Ignored { cgroup_id } => {
-                self.cgroups.insert(cgroup_id, CgroupState::Ignored);
+                self.cgroups
+                    .insert(cgroup_id, CgroupState::Ignored(Instant::now()));
             }
             ToWriter::Stopped { cgroup_id, at_ms } => {
-                if let Some(CgroupState::Traced(t)) = self.cgroups.get(&cgroup_id) {
-                    tx.execute(
-                        "UPDATE containers SET stopped_at = ?1 WHERE id = ?2",
-                        params![at_ms, t.row],
-                    )?;
+                if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
+                    t.stopped = Some(Instant::now());
+                    containers::mark_stopped(tx, t.row, at_ms)?;
                     self.dirty.insert(t.window.clone());
                     if self.config.announce {
                         println!(
@@ -227,13 +235,32 @@ impl State {
                 }
             }
             ToWriter::RingbufMisses(n) => {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('ringbuf_misses', ?1) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![n.to_string()],
-                )?;
+                containers::set_meta(tx, "ringbuf_misses", &n.to_string())?;
             }
             ToWriter::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    /// Drops cgroups stopped or ignored more than `FORGET_AFTER` ago (after writing what they
+    /// still held), so a long-running daemon's memory follows the containers alive.
+    fn forget_gone(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let gone: Vec<u64> = self
+            .cgroups
+            .iter()
+            .filter(|(_, state)| match state {
+                CgroupState::Traced(t) => t.stopped.is_some_and(|at| at.elapsed() > FORGET_AFTER),
+                CgroupState::Ignored(at) => at.elapsed() > FORGET_AFTER,
+                CgroupState::Pending(_) => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for cgroup_id in gone {
+            if let Some(CgroupState::Traced(mut t)) = self.cgroups.remove(&cgroup_id) {
+                if t.sheet.flush(tx)? {
+                    self.dirty.insert(t.window.clone());
+                }
+            }
         }
         Ok(())
     }
@@ -260,36 +287,16 @@ impl State {
                     container.short_id()
                 );
                 self.cgroups
-                    .insert(container.cgroup_id, CgroupState::Ignored);
+                    .insert(container.cgroup_id, CgroupState::Ignored(Instant::now()));
                 let _ = self.to_reader.send(ToReader::Untrack {
                     cgroup_id: container.cgroup_id,
                 });
                 return Ok(());
             }
         };
-        let labels = serde_json::to_string(&container.labels).unwrap_or_else(|_| "{}".into());
         let now = crate::store::now_ms();
-        tx.execute(
-            "INSERT INTO containers (container_id, name, image, label, labels, cgroup_id, started_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (container_id) DO UPDATE SET cgroup_id = excluded.cgroup_id, \
-             stopped_at = NULL, labels = excluded.labels",
-            params![
-                container.container_id,
-                container.name,
-                container.image,
-                container.pattern.as_str(),
-                labels,
-                container.cgroup_id as i64,
-                now
-            ],
-        )?;
-        let row: i64 = tx.query_row(
-            "SELECT id FROM containers WHERE container_id = ?1",
-            params![container.container_id],
-            |r| r.get(0),
-        )?;
-        let tracefile_id = tracefile_id(tx, &mut self.tracefile_ids, &window)?;
+        let row = containers::upsert(tx, &container, now)?;
+        let tracefile_id = containers::tracefile_id(tx, &mut self.tracefile_ids, &window)?;
         if self.config.announce {
             println!(
                 "ctrace: tracing container {} ({}) into {}",
@@ -306,6 +313,7 @@ impl State {
                 row,
                 window: window.clone(),
                 sheet,
+                stopped: None,
             })),
         ) {
             Some(CgroupState::Pending(w)) => w,
@@ -325,6 +333,10 @@ impl State {
         let mut rolled = Vec::new();
         for (cgroup_id, state) in &self.cgroups {
             if let CgroupState::Traced(t) = state {
+                // A stopped container starts no new file.
+                if t.stopped.is_some() {
+                    continue;
+                }
                 if let Ok(window) = t.container.pattern.expand(&now) {
                     if window != t.window {
                         rolled.push((*cgroup_id, window));
@@ -334,7 +346,7 @@ impl State {
         }
         let any_rolled = !rolled.is_empty();
         for (cgroup_id, window) in rolled {
-            let id = tracefile_id(tx, &mut self.tracefile_ids, &window)?;
+            let id = containers::tracefile_id(tx, &mut self.tracefile_ids, &window)?;
             if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
                 t.sheet.flush(tx)?;
                 t.sheet = Sheet::load(tx, t.row, id, self.epoch_ms, crate::store::now_ms())?;
@@ -379,25 +391,4 @@ impl State {
             }
         }
     }
-}
-
-fn tracefile_id(
-    conn: &Connection,
-    cache: &mut HashMap<String, i64>,
-    path: &str,
-) -> rusqlite::Result<i64> {
-    if let Some(id) = cache.get(path) {
-        return Ok(*id);
-    }
-    conn.execute(
-        "INSERT OR IGNORE INTO tracefiles (path) VALUES (?1)",
-        params![path],
-    )?;
-    let id = conn.query_row(
-        "SELECT id FROM tracefiles WHERE path = ?1",
-        params![path],
-        |r| r.get(0),
-    )?;
-    cache.insert(path.to_string(), id);
-    Ok(id)
 }

@@ -3,6 +3,7 @@
 //! is stored as sets (`bits`, `record`) and read back as Tracefiles (`materialize`, `select`).
 
 pub mod bits;
+pub mod containers;
 pub mod materialize;
 pub mod record;
 pub mod select;

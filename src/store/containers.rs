@@ -1,0 +1,71 @@
+//! Containers, Tracefile names and daemon facts in the store.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection};
+
+use crate::registry::Container;
+
+/// Records a traced container (again, if it was restarted) and returns its row id.
+pub fn upsert(conn: &Connection, container: &Container, now_ms: i64) -> rusqlite::Result<i64> {
+    let labels = serde_json::to_string(&container.labels).unwrap_or_else(|_| "{}".into());
+    conn.execute(
+        "INSERT INTO containers (container_id, name, image, label, labels, cgroup_id, started_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (container_id) DO UPDATE SET cgroup_id = excluded.cgroup_id, \
+         stopped_at = NULL, labels = excluded.labels",
+        params![
+            container.container_id,
+            container.name,
+            container.image,
+            container.pattern.as_str(),
+            labels,
+            container.cgroup_id as i64,
+            now_ms
+        ],
+    )?;
+    conn.query_row(
+        "SELECT id FROM containers WHERE container_id = ?1",
+        params![container.container_id],
+        |r| r.get(0),
+    )
+}
+
+pub fn mark_stopped(conn: &Connection, row: i64, at_ms: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE containers SET stopped_at = ?1 WHERE id = ?2",
+        params![at_ms, row],
+    )?;
+    Ok(())
+}
+
+/// The row id of a Tracefile name, created on first use; `cache` spares the queries.
+pub fn tracefile_id(
+    conn: &Connection,
+    cache: &mut HashMap<String, i64>,
+    path: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = cache.get(path) {
+        return Ok(*id);
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO tracefiles (path) VALUES (?1)",
+        params![path],
+    )?;
+    let id = conn.query_row(
+        "SELECT id FROM tracefiles WHERE path = ?1",
+        params![path],
+        |r| r.get(0),
+    )?;
+    cache.insert(path.to_string(), id);
+    Ok(id)
+}
+
+pub fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
