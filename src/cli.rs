@@ -196,7 +196,8 @@ pub struct RequirementsArgs {
     /// Store that caches the baseline per Docker engine version.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: PathBuf,
-    /// Record again even if the store has the baseline for this engine version.
+    /// Record again even if the store has the baseline for this engine version (the new
+    /// recording is added to the earlier ones: each is a sample of the runtime's calls).
     #[arg(long)]
     pub refresh: bool,
 }

@@ -17,6 +17,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use libbpf_rs::RingBufferBuilder;
 
+use crate::abi::Abi;
 use crate::kernel::event::{self, Event, Item, Phase};
 use crate::kernel::{Kernel, KernelConfig};
 use crate::names;
@@ -24,9 +25,10 @@ use crate::tracefile::Tracefile;
 
 const IMAGE_REPO: &str = "ctrace-requirements";
 const IMAGE_TAG: &str = "noop";
-/// Runs to take the union of: the runtime's Go scheduler does not call the same things
-/// every time.
-const RUNS: usize = 3;
+/// Containers started at a time, round after round; the baseline is the union. The
+/// runtime's Go scheduler does not call the same things every time, and more so when
+/// several start at once (threads, preemption), as they do on a busy host.
+const ROUNDS: &[usize] = &[1, 1, 1, 6, 6];
 
 /// A static x86_64 program that only calls exit(0): `mov $60,%eax; xor %edi,%edi; syscall`,
 /// assembled and stripped (344 bytes).
@@ -147,39 +149,20 @@ pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Res
 
     runtime.block_on(import_image(docker))?;
     let mut baseline = Tracefile::default();
-    for _ in 0..RUNS {
-        let id = runtime.block_on(run_once(docker))?;
+    for batch in ROUNDS {
+        let started = futures_util::future::join_all((0..*batch).map(|_| run_once(docker)));
+        let ids = runtime
+            .block_on(started)
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?;
         // The ring buffer holds everything already; take it.
         ring.poll(Duration::from_millis(100))?;
         ring.consume()?;
         let events = std::mem::take(&mut *seen.borrow_mut());
-        let cgroup = events.iter().find_map(|e| match e {
-            Event::NewCgroup(c) if c.container_id == id => Some(c.cgroup_id),
-            _ => None,
-        });
-        let Some(cgroup) = cgroup else {
-            bail!("the no-op container's cgroup was not seen being created (cgroup v2 needed)");
-        };
-        let mut calls = BTreeSet::new();
-        for e in &events {
-            if let Event::Sighting(s) = e {
-                if s.cgroup_id == cgroup && s.phase == Phase::RuntimeFiltered {
-                    if let Item::Syscall { abi, nr } = s.item {
-                        if let Some(name) = names::syscall_name(abi, nr) {
-                            calls.insert((abi, name));
-                        }
-                    }
-                }
+        for id in &ids {
+            for (abi, name) in filtered_calls(&events, id)? {
+                baseline.add_syscall(abi, name);
             }
-        }
-        if !calls.iter().any(|(_, n)| *n == "execve") {
-            bail!(
-                "no call of the runtime under the container's seccomp filter was seen; \
-                 is seccomp enabled in dockerd (`docker info`)?"
-            );
-        }
-        for (abi, name) in calls {
-            baseline.add_syscall(abi, name);
         }
     }
     let _ = runtime.block_on(docker.remove_image(
@@ -191,4 +174,34 @@ pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Res
         None,
     ));
     Ok(baseline)
+}
+
+/// What the runtime called under the container's filter in the container `id`.
+fn filtered_calls(events: &[Event], id: &str) -> anyhow::Result<BTreeSet<(Abi, &'static str)>> {
+    let cgroup = events.iter().find_map(|e| match e {
+        Event::NewCgroup(c) if c.container_id == id => Some(c.cgroup_id),
+        _ => None,
+    });
+    let Some(cgroup) = cgroup else {
+        bail!("the no-op container's cgroup was not seen being created (cgroup v2 needed)");
+    };
+    let mut calls = BTreeSet::new();
+    for e in events {
+        if let Event::Sighting(s) = e {
+            if s.cgroup_id == cgroup && s.phase == Phase::RuntimeFiltered {
+                if let Item::Syscall { abi, nr } = s.item {
+                    if let Some(name) = names::syscall_name(abi, nr) {
+                        calls.insert((abi, name));
+                    }
+                }
+            }
+        }
+    }
+    if !calls.iter().any(|(_, n)| *n == "execve") {
+        bail!(
+            "no call of the runtime under the container's seccomp filter was seen; \
+             is seccomp enabled in dockerd (`docker info`)?"
+        );
+    }
+    Ok(calls)
 }

@@ -11,6 +11,7 @@ use crate::docker::watcher;
 use crate::kernel::probe;
 use crate::requirements;
 use crate::store;
+use crate::tracefile::parse::parse_str;
 use crate::tracefile::Tracefile;
 
 pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
@@ -34,18 +35,23 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             |r| r.get(0),
         )
         .optional()?;
-    let text = match cached {
+    let text = match &cached {
         Some(text) if !args.refresh => {
             eprintln!(
                 "ctrace: runtime baseline for Docker {version} from {}",
                 args.db.display()
             );
-            text
+            text.clone()
         }
         _ => {
             probe::check_prerequisites()?;
             eprintln!("ctrace: recording the runtime baseline of Docker {version}");
-            let baseline: Tracefile = requirements::record(&docker, &runtime)?;
+            let mut baseline: Tracefile = requirements::record(&docker, &runtime)?;
+            // A recording is a sample; --refresh adds to what earlier ones saw.
+            if let Some(earlier) = &cached {
+                let source = format!("{}[requirements, engine {version}]", args.db.display());
+                baseline.merge(&parse_str(earlier, std::path::Path::new(&source))?);
+            }
             let text = baseline.render();
             conn.execute(
                 "INSERT INTO requirements (engine_version, recorded_at, tracefile) VALUES (?1, ?2, ?3) \
