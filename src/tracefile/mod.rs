@@ -19,6 +19,7 @@
 //! Native (x86_64) syscalls stay in `SYSCALLS`, where the original reads them. Other ABIs
 //! follow in sections of their own, named `SYSCALLS:<abi>`, with that ABI's names.
 
+pub mod collect;
 pub mod label;
 pub mod parse;
 

@@ -35,9 +35,6 @@ use crate::tracefile::{Tracefile, ARCH, CAPABILITIES, SYSCALLS};
 /// A Tracefile of every syscall of every ABI is ~30 KiB; anything near this is not one.
 pub const MAX_TRACEFILE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// File-name suffixes skipped when searching directories (the store and profiles).
-pub const SKIPPED_SUFFIXES: [&str; 5] = [".db", ".db-wal", ".db-shm", ".db-journal", ".json"];
-
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("{path}: {source}", path = .path.display())]
@@ -129,7 +126,7 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ParseError + '_ {
+    pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ParseError + '_ {
         move |source| ParseError::Io {
             path: path.to_path_buf(),
             source,
@@ -357,72 +354,7 @@ fn syscall_hint(abi: Abi, name: &str) -> String {
     }
 }
 
-/// Every Tracefile a path names: the file itself, or the files found under a directory
-/// (recursively, sorted, by the rule in the module documentation).
-pub fn collect_tracefiles(path: &Path) -> Result<Vec<PathBuf>, ParseError> {
-    let meta = std::fs::metadata(path).map_err(ParseError::io(path))?;
-    if !meta.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut found = Vec::new();
-    walk(path, &mut found)?;
-    if found.is_empty() {
-        return Err(ParseError::EmptyDirectory {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(found)
-}
-
-/// Whether a directory entry of this name is skipped when searching for Tracefiles.
-pub fn is_skipped_name(name: &str) -> bool {
-    name.starts_with('.') || SKIPPED_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
-}
-
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ParseError> {
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(ParseError::io(dir))? {
-        let entry = entry.map_err(ParseError::io(dir))?;
-        entries.push(entry);
-    }
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name();
-        if is_skipped_name(&name.to_string_lossy()) {
-            continue;
-        }
-        let file_type = entry.file_type().map_err(ParseError::io(&path))?;
-        if file_type.is_dir() {
-            walk(&path, found)?;
-        } else if file_type.is_file() {
-            found.push(path);
-        } else if file_type.is_symlink() {
-            // Followed to files only; a dangling link or one to a directory is skipped.
-            if std::fs::metadata(&path)
-                .map(|m| m.is_file())
-                .unwrap_or(false)
-            {
-                found.push(path);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads every Tracefile the paths name and returns their union, with the files read.
-/// Fails on the first bad file.
-pub fn read_union(paths: &[PathBuf]) -> Result<(Tracefile, Vec<PathBuf>), ParseError> {
-    let mut union = Tracefile::default();
-    let mut files = Vec::new();
-    for path in paths {
-        for file in collect_tracefiles(path)? {
-            union.merge(&read_tracefile(&file)?);
-            files.push(file);
-        }
-    }
-    Ok((union, files))
-}
+pub use super::collect::{collect_tracefiles, is_skipped_name, read_union, SKIPPED_SUFFIXES};
 
 #[cfg(test)]
 #[path = "parse_tests.rs"]
