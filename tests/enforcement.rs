@@ -27,7 +27,7 @@ fn path(p: &Path) -> &str {
 fn trace(daemon: &Daemon, image: &str, cmd: &[&str], expect: &str) -> PathBuf {
     let name = unique("enforce");
     run_container(Some(&name), image, cmd);
-    daemon.wait_tracefile(&name, |t| t.contains(expect));
+    daemon.wait_tracefile_settled(&name, |t| t.contains(expect));
     daemon.data().join(name)
 }
 

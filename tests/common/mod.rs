@@ -196,6 +196,23 @@ impl Daemon {
         }
     }
 
+    /// As `wait_tracefile`, then until the Tracefile has not changed for a second: one
+    /// container's sightings can reach it in more than one write.
+    pub fn wait_tracefile_settled(&self, name: &str, done: impl Fn(&str) -> bool) -> String {
+        let mut text = self.wait_tracefile(name, done);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut since = Instant::now();
+        while since.elapsed() < Duration::from_secs(1) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = std::fs::read_to_string(self.data().join(name)).unwrap_or_default();
+            if now != text {
+                text = now;
+                since = Instant::now();
+            }
+        }
+        text
+    }
+
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
         let out = Command::new(env!("CARGO_BIN_EXE_ctrace"))
             .args(["sql", "--db"])
