@@ -3,7 +3,8 @@
  * ctrace kernel side: per-cgroup bitmaps of syscalls (per ABI) and capabilities, set with an
  * atomic test-and-set; only a first sighting is sent to userspace over the ring buffer.
  * Userspace starts a new epoch now and then; each cgroup then forgets its sightings, so that
- * continued use is seen again. Per-cgroup state and the test-and-set are in state.h.
+ * continued use is seen again. Per-cgroup state and the test-and-set are in state.h; how the
+ * syscall program finds the running task's state without a helper call, in task_cache.h.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -11,6 +12,7 @@
 #include <bpf/bpf_core_read.h>
 #include "event.h"
 #include "state.h"
+#include "task_cache.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -41,11 +43,38 @@ static __always_inline bool installs_filter(struct pt_regs *regs, __u64 nr)
 	return false;
 }
 
+/*
+ * The running task's state, without a helper call when its CPU's cache entry is valid
+ * (task_cache.h); NULL if its cgroup is not tracked. `*taskp` is the task, for reading only.
+ */
+static __always_inline struct ctrace_cgroup *current_state(struct task_struct **taskp)
+{
+	if (!use_task_cache) {
+		*taskp = bpf_get_current_task_btf();
+		return state_of(*taskp);
+	}
+	struct task_cache_entry *e = cache_entry();
+	__u32 place;
+
+	if (!cache_lookup(e, &place, taskp)) {
+		*taskp = bpf_get_current_task_btf();
+		place = cache_fill(e, *taskp);
+	}
+	if (place == PLACE_UNTRACKED)
+		return NULL;
+	if (place == PLACE_LOOKUP || use_cgrp_storage)
+		return state_of(bpf_get_current_task_btf());
+
+	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &place);
+
+	return slot ? &slot->state : NULL;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct ctrace_cgroup *st = state_of(task);
+	struct task_struct *task;
+	struct ctrace_cgroup *st = current_state(&task);
 	if (!st)
 		return 0;
 	catch_up(st);
@@ -286,6 +315,8 @@ int BPF_PROG(ctrace_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	__u32 idx = id & slot_mask;
 	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
 
+	/* A cached placement must not outlive the slot's owner (task_cache.h). */
+	cache_hold();
 	if (slot && slot->cgroup_id == id) {
 		__u64 *word = (__u64 *)&slot->state;
 
@@ -295,5 +326,6 @@ int BPF_PROG(ctrace_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	} else if (!bpf_map_delete_elem(&cgroup_hash, &id)) {
 		__sync_fetch_and_add(&overflow_count, -1);
 	}
+	cache_release();
 	return 0;
 }

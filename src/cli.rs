@@ -69,6 +69,10 @@ pub struct TraceArgs {
     /// Slots in the array (a power of two up to 4096); fewer only to test collisions.
     #[arg(long, default_value_t = crate::kernel::MAX_SLOTS, hide = true)]
     pub cgroup_slots: u32,
+    /// Find each task's state with a helper call on every syscall instead of the per-CPU
+    /// placement cache; only to compare the two.
+    #[arg(long, hide = true)]
+    pub no_task_cache: bool,
 }
 
 /// Which recorded containers to use, and when.

@@ -64,6 +64,7 @@ async fn trace(
                 debug: args.debug,
                 state: args.cgroup_state,
                 slots: args.cgroup_slots,
+                task_cache: !args.no_task_cache,
             },
             cgroup_root: cgroup_root.clone(),
             always_attached: args.runc,
@@ -81,6 +82,9 @@ async fn trace(
             "slots (an array by cgroup id)"
         }
     );
+    if loaded.task_cache {
+        eprintln!("ctrace: syscalls find their container through the per-CPU placement cache");
+    }
     if args.debug {
         eprintln!("ctrace: kernel events go to {}", trace_pipe().display());
     }

@@ -8,6 +8,7 @@ mod state;
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, OpenObject, PrintLevel};
@@ -46,6 +47,8 @@ pub enum KernelError {
 
 /// CTRACE_SLOTS in bpf/event.h: the slots array's size.
 pub const MAX_SLOTS: u32 = 4096;
+/// TASK_CACHE_CPUS in bpf/task_cache.h.
+const TASK_CACHE_CPUS: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct KernelConfig {
@@ -54,6 +57,8 @@ pub struct KernelConfig {
     pub state: StateMap,
     /// Slots in use (a power of two up to MAX_SLOTS); fewer only to test collisions.
     pub slots: u32,
+    /// The per-CPU placement cache (bpf/task_cache.h); off only to compare without it.
+    pub task_cache: bool,
 }
 
 impl Default for KernelConfig {
@@ -62,6 +67,7 @@ impl Default for KernelConfig {
             debug: false,
             state: StateMap::default(),
             slots: MAX_SLOTS,
+            task_cache: true,
         }
     }
 }
@@ -75,8 +81,65 @@ pub struct Kernel {
     overflow_count: Option<NonNull<i64>>,
     /// `reset_generation` in the programs' .bss: bumped to start an epoch.
     reset_generation: Option<NonNull<u32>>,
+    /// The per-CPU placement cache's controls in .data (bpf/task_cache.h).
+    task_cache: Option<TaskCache>,
     cap_source: CapSource,
     _links: Vec<Link>,
+}
+
+/// `task_cache_generation` and `task_cache_holds` in the programs' .data (shared memory).
+#[derive(Clone, Copy)]
+struct TaskCache {
+    generation: NonNull<u32>,
+    holds: NonNull<i32>,
+}
+
+impl TaskCache {
+    fn generation(&self) -> &AtomicU32 {
+        // SAFETY: the pointer is into the skeleton's .data mapping, valid and aligned for the
+        // program's life; the kernel programs change it only with atomic adds.
+        unsafe { AtomicU32::from_ptr(self.generation.as_ptr()) }
+    }
+
+    fn holds(&self) -> &AtomicI32 {
+        // SAFETY: as for `generation`.
+        unsafe { AtomicI32::from_ptr(self.holds.as_ptr()) }
+    }
+
+    /// Cached placements may be stale: a tracked cgroup was added.
+    fn invalidate(&self) {
+        self.generation().fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// No entry is written until `release` (a placement is about to change owner).
+    fn hold(&self) {
+        self.holds().fetch_add(1, Ordering::SeqCst);
+        self.generation().fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn release(&self) {
+        self.generation().fetch_add(1, Ordering::SeqCst);
+        self.holds().fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The syscall program and the context-switch program that keeps its placement cache;
+/// dropping it detaches both (the syscall program first).
+pub struct SyscallLinks {
+    sys_enter: Link,
+    switch: Option<Link>,
+}
+
+impl SyscallLinks {
+    /// The syscall program's link (benchmarks read its program's statistics).
+    pub fn sys_enter(&self) -> &Link {
+        &self.sys_enter
+    }
+
+    /// The context-switch program's link, if the placement cache is on.
+    pub fn switch(&self) -> Option<&Link> {
+        self.switch.as_ref()
+    }
 }
 
 fn libbpf_message(_level: PrintLevel, message: String) {
@@ -129,6 +192,14 @@ impl Kernel {
         rodata.slot_mask = config.slots.clamp(1, MAX_SLOTS).next_power_of_two() - 1;
         let slot_mask = rodata.slot_mask;
         rodata.debug = config.debug;
+        if config.task_cache && !features.task_cache {
+            eprintln!(
+                "ctrace: this kernel lacks bpf_rdonly_cast or the cgroup_attach_task \
+                 tracepoint: syscalls find their container with a helper call each"
+            );
+        }
+        let task_cache = config.task_cache && features.task_cache && Self::task_cache_fits();
+        rodata.use_task_cache = task_cache;
         for (slot, (start, end)) in rodata
             .noaudit_ranges
             .iter_mut()
@@ -147,6 +218,8 @@ impl Kernel {
                 .set_autocreate(false)
                 .map_err(KernelError::Load)?;
         }
+        open.progs.ctrace_migrated.set_autoload(task_cache);
+        open.progs.ctrace_switch.set_autoload(task_cache);
         open.progs
             .ctrace_cap_tracepoint
             .set_autoload(cap_source == CapSource::Tracepoint);
@@ -187,12 +260,18 @@ impl Kernel {
             CapSource::Fexit => attach(&skel.progs.ctrace_cap_fexit, "fexit/cap_capable")?,
             CapSource::Kprobe => attach(&skel.progs.ctrace_cap_kprobe, "kprobe/cap_capable")?,
         });
+        let task_cache = if task_cache {
+            Self::enable_task_cache(&mut skel, &mut links)
+        } else {
+            None
+        };
         Ok(Kernel {
             skel,
             cgroup_storage: features.cgroup_storage,
             slot_mask,
             overflow_count,
             reset_generation,
+            task_cache,
             cap_source,
             _links: links,
         })
@@ -210,17 +289,71 @@ impl Kernel {
         &self.skel.maps.events
     }
 
+    /// One cache entry per possible CPU (bpf/task_cache.h).
+    fn task_cache_fits() -> bool {
+        let cpus = libbpf_rs::num_possible_cpus().unwrap_or(usize::MAX);
+        if cpus > TASK_CACHE_CPUS {
+            eprintln!(
+                "ctrace: {cpus} possible CPUs, the placement cache has {TASK_CACHE_CPUS}: \
+                 syscalls find their container with a helper call each"
+            );
+        }
+        cpus <= TASK_CACHE_CPUS
+    }
+
+    /// The placement cache needs to see every cgroup migration. Without the hook it stays
+    /// held, and the syscall program finds each task's state the slow way: never wrong.
+    fn enable_task_cache(
+        skel: &mut CtraceSkel<'static>,
+        links: &mut Vec<Link>,
+    ) -> Option<TaskCache> {
+        let data = skel.maps.data_data.as_deref_mut()?;
+        let cache = TaskCache {
+            generation: NonNull::from(&mut data.task_cache_generation),
+            holds: NonNull::from(&mut data.task_cache_holds),
+        };
+        match skel.progs.ctrace_migrated.attach() {
+            Ok(link) => {
+                links.push(link);
+                cache.release();
+                Some(cache)
+            }
+            Err(e) => {
+                eprintln!(
+                    "ctrace: attaching tp_btf/cgroup_attach_task: {e}: the placement cache \
+                     stays off (slower syscall tracing, nothing missed)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Whether the syscall program finds tasks through the per-CPU placement cache.
+    pub fn uses_task_cache(&self) -> bool {
+        self.task_cache.is_some()
+    }
+
     /// The syscall program costs every process on the host: the reader attaches it only
-    /// while some cgroup is tracked, and drops the link to detach it.
-    pub fn attach_syscalls(&self) -> Result<Link, KernelError> {
-        self.skel
-            .progs
-            .ctrace_sys_enter
-            .attach()
-            .map_err(|source| KernelError::Attach {
-                program: "tp_btf/sys_enter",
-                source,
-            })
+    /// while some cgroup is tracked, and drops the links to detach it. The context-switch
+    /// program that fills the placement cache comes first; entries written before it ran
+    /// are then invalidated.
+    pub fn attach_syscalls(&self) -> Result<SyscallLinks, KernelError> {
+        let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
+            prog.attach()
+                .map_err(|source| KernelError::Attach { program, source })
+        };
+        let switch = match &self.task_cache {
+            Some(cache) => {
+                let link = attach(&self.skel.progs.ctrace_switch, "tp_btf/sched_switch")?;
+                cache.invalidate();
+                Some(link)
+            }
+            None => None,
+        };
+        Ok(SyscallLinks {
+            sys_enter: attach(&self.skel.progs.ctrace_sys_enter, "tp_btf/sys_enter")?,
+            switch,
+        })
     }
 
     pub fn ringbuf_misses(&self) -> u64 {

@@ -90,6 +90,9 @@ pub struct Features {
     pub cap_sources: Vec<CapSource>,
     /// Where audit-free capability checks come from (see NOAUDIT_CALLERS).
     pub noaudit_callers: Vec<(u64, u64)>,
+    /// The kfunc `bpf_rdonly_cast` and the `cgroup_attach_task` tracepoint, which the per-CPU
+    /// placement cache needs (bpf/task_cache.h).
+    pub task_cache: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +125,19 @@ pub fn check_prerequisites() -> Result<(), PrerequisiteError> {
 }
 
 pub fn probe(state: StateMap) -> Features {
-    let has_cap_tracepoint = Btf::from_vmlinux()
-        .ok()
-        .map(|btf| {
-            btf.type_by_name::<libbpf_rs::btf::types::Typedef<'_>>("btf_trace_cap_capable")
+    let btf = Btf::from_vmlinux().ok();
+    let has_typedef = |name: &str| {
+        btf.as_ref().is_some_and(|btf| {
+            btf.type_by_name::<libbpf_rs::btf::types::Typedef<'_>>(name)
                 .is_some()
         })
-        .unwrap_or(false);
+    };
+    let has_cap_tracepoint = has_typedef("btf_trace_cap_capable");
+    let task_cache = has_typedef("btf_trace_cgroup_attach_task")
+        && btf.as_ref().is_some_and(|btf| {
+            btf.type_by_name::<libbpf_rs::btf::types::Func<'_>>("bpf_rdonly_cast")
+                .is_some()
+        });
     let mut cap_sources = Vec::new();
     if has_cap_tracepoint {
         cap_sources.push(CapSource::Tracepoint);
@@ -141,5 +150,6 @@ pub fn probe(state: StateMap) -> Features {
         },
         cap_sources,
         noaudit_callers: function_ranges(&NOAUDIT_CALLERS),
+        task_cache,
     }
 }

@@ -104,8 +104,17 @@ impl Kernel {
     }
 
     /// Starts tracking a container that already runs its application (it predates the
-    /// daemon). No-op if the kernel tracks it already (from cgroup_mkdir).
+    /// daemon). No-op if the kernel tracks it already (from cgroup_mkdir). Its tasks may
+    /// have cached "untracked": the cache is invalidated once the state is in place.
     pub fn track(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
+        let tracked = self.start_tracking(cg);
+        if let Some(cache) = &self.task_cache {
+            cache.invalidate();
+        }
+        tracked
+    }
+
+    fn start_tracking(&self, cg: &CgroupHandle) -> Result<(), KernelError> {
         let state = types::ctrace_cgroup {
             phase_now: PHASE_APP,
             ..Default::default()
@@ -145,7 +154,19 @@ impl Kernel {
 
     /// Stops tracking a cgroup (not a labelled container, or stopped). Local storage is
     /// keyed by the directory; without it (already removed) the state died with the cgroup.
+    /// The placement cache is held meanwhile: a task of this cgroup must not find its freed
+    /// slot through a cached entry once another cgroup has it.
     pub fn untrack(&self, cg_id: u64, cg: Option<&CgroupHandle>) {
+        if let Some(cache) = &self.task_cache {
+            cache.hold();
+        }
+        self.stop_tracking(cg_id, cg);
+        if let Some(cache) = &self.task_cache {
+            cache.release();
+        }
+    }
+
+    fn stop_tracking(&self, cg_id: u64, cg: Option<&CgroupHandle>) {
         if !self.cgroup_storage {
             if let Ok(slot) = self.slot(cg_id) {
                 if slot.cgroup_id == cg_id {

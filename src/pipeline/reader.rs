@@ -9,10 +9,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use libbpf_rs::{Link, RingBufferBuilder};
+use libbpf_rs::RingBufferBuilder;
 
 use crate::kernel::event::{self, Event, NewCgroup};
-use crate::kernel::{CapSource, CgroupHandle, Kernel, KernelConfig, KernelError};
+use crate::kernel::{CapSource, CgroupHandle, Kernel, KernelConfig, KernelError, SyscallLinks};
 use crate::pipeline::{ToReader, ToWriter};
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(50);
@@ -23,6 +23,7 @@ const MISS_REPORT_EVERY: Duration = Duration::from_secs(5);
 pub struct Loaded {
     pub cap_source: CapSource,
     pub cgroup_storage: bool,
+    pub task_cache: bool,
 }
 
 pub struct ReaderConfig {
@@ -54,6 +55,7 @@ pub fn spawn(
             let loaded = Loaded {
                 cap_source: kernel.cap_source(),
                 cgroup_storage: kernel.uses_cgroup_storage(),
+                task_cache: kernel.uses_task_cache(),
             };
             let mut reader = Reader {
                 kernel: &kernel,
@@ -92,7 +94,7 @@ struct Reader<'k> {
     cgroup_root: PathBuf,
     always_attached: bool,
     tracked: HashMap<u64, CgroupHandle>,
-    syscall_link: Option<Link>,
+    syscall_link: Option<SyscallLinks>,
     to_writer: Sender<ToWriter>,
     new_cgroups: tokio::sync::mpsc::UnboundedSender<NewCgroup>,
 }

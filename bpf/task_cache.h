@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Per-CPU placement cache: where the running task's state is, known without a helper call.
+ *
+ * Finding the current task costs a helper call. On this machine kind a helper's return goes
+ * through the SRSO safe-return thunk: about 6 ns, most of what the syscall program cost above
+ * an empty one. So when a task is switched in, the context-switch program writes its CPU's
+ * entry: the task, its css_set, and where that css_set's cgroup state is (a slot index,
+ * "untracked", or "look it up"). The syscall program reads its CPU's entry (the CPU id is
+ * inlined) and checks three things, each without a call:
+ *
+ *   - seq, read before and after: no fill ran in between (a preemption), so the fields read
+ *     belong together;
+ *   - the generation in `word` is task_cache_generation: no placement changed owner since;
+ *   - task->cgroups is the entry's css_set: the task was not moved since (a migration changes
+ *     a running task's css_set before the cgroup_attach_task tracepoint fires).
+ *
+ * The generation is bumped after every migration (a css_set's address can be reused), when
+ * userspace tracks a cgroup, and around every release of a slot. Releases also hold the
+ * cache: while task_cache_holds is non-zero, fills write the task and no css_set (the entry
+ * fails its check), so no placement read before a release can be written after it. The cache starts held (1): userspace lets go once
+ * the migration hook is attached. Held, every syscall takes the helper path: slower, never
+ * wrong.
+ *
+ * Included once, by ctrace.bpf.c, after state.h.
+ */
+#ifndef CTRACE_TASK_CACHE_H
+#define CTRACE_TASK_CACHE_H
+
+#define TASK_CACHE_CPUS 1024 /* more CPUs than this: userspace keeps the cache held */
+#define PLACE_UNTRACKED 0xffffffffU
+#define PLACE_LOOKUP 0xfffffffeU /* hash or local storage: state_of() finds it */
+
+/* One cache line per CPU: entries are written at every context switch. */
+struct task_cache_entry {
+	__u64 seq;  /* fills so far */
+	__u64 word; /* generation << 32 | placement */
+	__u64 task; /* struct task_struct *: written by every fill */
+	__u64 cset; /* struct css_set * the placement was found from */
+	__u64 pad[4];
+};
+
+/* Off (userspace: --no-task-cache, or too many CPUs): every syscall uses state_of(). */
+const volatile bool use_task_cache = false;
+
+struct task_cache_entry task_cache[TASK_CACHE_CPUS];
+__u32 task_cache_generation = 1; /* entries start at 0: never valid */
+__s32 task_cache_holds = 1;
+
+#define compiler_barrier() asm volatile("" ::: "memory")
+
+/* Where the state of a css_set's cgroup is: a slot index, PLACE_LOOKUP or PLACE_UNTRACKED. */
+static __always_inline __u32 placement_of(struct css_set *cset)
+{
+	struct cgroup *cgrp = cset->dfl_cgrp;
+
+	if (use_cgrp_storage) {
+		if (!bpf_core_field_exists(cgrp->bpf_cgrp_storage) || !cgrp->bpf_cgrp_storage)
+			return PLACE_UNTRACKED;
+		return PLACE_LOOKUP;
+	}
+	__u64 id = cgrp->kn->id;
+	__u32 idx = id & slot_mask;
+	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
+
+	if (slot && slot->cgroup_id == id)
+		return idx;
+	if (*(volatile __s64 *)&overflow_count && bpf_map_lookup_elem(&cgroup_hash, &id))
+		return PLACE_LOOKUP;
+	return PLACE_UNTRACKED;
+}
+
+/*
+ * Writes the entry of `task`, which runs (or is about to run) on this CPU. The generation is
+ * read before the holds and the placement: a change that starts meanwhile leaves the entry
+ * stale (rewritten later), never wrong.
+ */
+static __always_inline __u32 cache_fill(struct task_cache_entry *e, struct task_struct *task)
+{
+	__u32 generation = *(volatile __u32 *)&task_cache_generation;
+	__s32 holds = *(volatile __s32 *)&task_cache_holds;
+
+	compiler_barrier();
+	struct css_set *cset = task->cgroups;
+	__u32 place = placement_of(cset);
+
+	compiler_barrier();
+	e->task = (__u64)task;
+	if (holds) {
+		e->cset = 0; /* no task's: the entry stays invalid */
+	} else {
+		e->cset = (__u64)cset;
+		e->word = ((__u64)generation << 32) | place;
+	}
+	__sync_fetch_and_add(&e->seq, 1);
+	return place;
+}
+
+/*
+ * The running task's placement from its CPU's entry, or false (fill it the slow way).
+ * `*taskp` is the task, for reading only.
+ */
+static __always_inline bool cache_lookup(struct task_cache_entry *e, __u32 *place,
+					 struct task_struct **taskp)
+{
+	__u64 seq = *(volatile __u64 *)&e->seq;
+
+	compiler_barrier();
+	__u64 word = *(volatile __u64 *)&e->word;
+	struct task_struct *task = bpf_core_cast((void *)e->task, struct task_struct);
+	__u64 cset = e->cset;
+
+	if ((__u32)(word >> 32) != *(volatile __u32 *)&task_cache_generation ||
+	    (__u64)task->cgroups != cset)
+		return false;
+	compiler_barrier();
+	if (*(volatile __u64 *)&e->seq != seq)
+		return false;
+	*place = (__u32)word;
+	*taskp = task;
+	return true;
+}
+
+/* Everything cached may be stale from here on (a placement is changing owner). */
+static __always_inline void cache_hold(void)
+{
+	__sync_fetch_and_add(&task_cache_holds, 1);
+	__sync_fetch_and_add(&task_cache_generation, 1);
+}
+
+/* The change is complete: entries are written again, under a new generation. */
+static __always_inline void cache_release(void)
+{
+	__sync_fetch_and_add(&task_cache_generation, 1);
+	__sync_fetch_and_add(&task_cache_holds, -1);
+}
+
+static __always_inline struct task_cache_entry *cache_entry(void)
+{
+	return &task_cache[bpf_get_smp_processor_id() & (TASK_CACHE_CPUS - 1)];
+}
+
+/* Runs with interrupts off, just before `next` runs on this CPU. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ctrace_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	cache_fill(cache_entry(), next);
+	return 0;
+}
+
+/*
+ * A task moved to another cgroup. Its entry already fails the css_set check; the bump is for
+ * a css_set freed and reallocated at the same address for a later move.
+ */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(ctrace_migrated, struct cgroup *dst, const char *path, struct task_struct *task,
+	     bool threadgroup)
+{
+	__sync_fetch_and_add(&task_cache_generation, 1);
+	return 0;
+}
+
+#endif
