@@ -69,6 +69,8 @@ const FOREIGN_WAIT: Duration = Duration::from_secs(20);
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// ctrace's syscall program as the kernel names it (`ctrace_sys_enter`, cut to 15 characters).
 const CTRACE_PROG: &str = "ctrace_sys_ent";
+/// ctrace's context-switch program, which fills the placement cache (bpf/task_cache.h).
+const CTRACE_SWITCH_PROG: &str = "ctrace_switch";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Variant {
@@ -83,9 +85,12 @@ enum Variant {
     G,
     /// d driven in-process likewise: another (empty) cgroup tracked.
     H,
+    /// c' without the per-CPU placement cache (the design before it): every traced syscall
+    /// finds its task with a helper call.
+    I,
 }
 
-const ALL: [Variant; 8] = [
+const ALL: [Variant; 9] = [
     Variant::A,
     Variant::B,
     Variant::C,
@@ -94,6 +99,7 @@ const ALL: [Variant; 8] = [
     Variant::F,
     Variant::G,
     Variant::H,
+    Variant::I,
 ];
 
 impl Variant {
@@ -107,6 +113,7 @@ impl Variant {
             Variant::F => "f  ctrace, nothing traced",
             Variant::G => "c' ctrace kernel in-process, traced",
             Variant::H => "d' ctrace kernel in-process, not traced",
+            Variant::I => "c\" c' without the placement cache",
         }
     }
 }
@@ -118,6 +125,8 @@ struct Samples {
     /// bpf_stats over the container loop's window and over the host loop, one per round.
     prog_container: Vec<ProgWindow>,
     prog_host: Vec<ProgWindow>,
+    /// bpf_stats of the variant's context-switch program over the container loop's window.
+    switch: Vec<ProgWindow>,
     /// Runs kept although something else was attached (after 3 tries).
     flagged: usize,
 }
@@ -181,6 +190,7 @@ struct ProgCounters {
     run_cnt: u64,
     /// How many of the programs asked for were found.
     found: usize,
+    at: Option<std::time::Instant>,
 }
 
 impl ProgCounters {
@@ -194,6 +204,7 @@ impl ProgCounters {
                 run_time_ns: acc.run_time_ns + p.run_time_ns,
                 run_cnt: acc.run_cnt + p.run_cnt,
                 found: acc.found + 1,
+                at: Some(std::time::Instant::now()),
             })
     }
 
@@ -204,6 +215,10 @@ impl ProgCounters {
             run_time_ns: after.run_time_ns.saturating_sub(before.run_time_ns),
             run_cnt: after.run_cnt.saturating_sub(before.run_cnt),
             programs: after.found,
+            secs: match (before.at, after.at) {
+                (Some(b), Some(a)) => a.duration_since(b).as_secs_f64(),
+                _ => 0.0,
+            },
         }
     }
 }
@@ -215,6 +230,8 @@ struct ProgWindow {
     run_cnt: u64,
     /// The sys_enter programs counted (0: the variant has none).
     programs: usize,
+    /// The window's length.
+    secs: f64,
 }
 
 impl ProgWindow {
@@ -242,9 +259,9 @@ fn link_prog(link: &Link) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// ctrace's sys_enter program(s) held by the daemon `pid`: the program ids in its fdinfo,
+/// ctrace's programs called `name` held by the daemon `pid`: the program ids in its fdinfo,
 /// found by name. Another daemon's program of the same name is left out.
-fn daemon_progs(pid: u32) -> Vec<u32> {
+fn daemon_progs(pid: u32, name: &str) -> Vec<u32> {
     let mut held = Vec::new();
     if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) {
         for entry in dir.filter_map(Result::ok) {
@@ -256,7 +273,7 @@ fn daemon_progs(pid: u32) -> Vec<u32> {
         }
     }
     ProgInfoIter::default()
-        .filter(|p| held.contains(&p.id) && p.name.to_string_lossy().starts_with(CTRACE_PROG))
+        .filter(|p| held.contains(&p.id) && p.name.to_string_lossy().starts_with(name))
         .map(|p| p.id)
         .collect()
 }
@@ -338,6 +355,7 @@ fn run() -> Result<(), String> {
             s.host.push(run.host);
             s.prog_container.push(run.prog_container);
             s.prog_host.push(run.prog_host);
+            s.switch.push(run.switch);
             s.flagged += usize::from(!clean);
         }
         println!(
@@ -361,6 +379,8 @@ struct Run {
     /// a second host loop run with the statistics on.
     prog_container: ProgWindow,
     prog_host: ProgWindow,
+    /// bpf_stats of the variant's context-switch program over the container loop's window.
+    switch: ProgWindow,
     /// Most sys_enter links seen while the loops ran (None: no bpftool to ask).
     links: Option<usize>,
     /// Other `ctrace trace` daemons alive meanwhile.
@@ -385,6 +405,7 @@ impl Run {
             host: host?,
             prog_container: timed.prog,
             prog_host,
+            switch: timed.switch,
             links,
             foreign: common::foreign_daemons(mine),
         })
@@ -398,6 +419,8 @@ struct Timed {
     monitor: common::LinkMonitor,
     /// bpf_stats of the variant's programs over a second loop, from its start to its exit.
     prog: ProgWindow,
+    /// The same for its context-switch program.
+    switch: ProgWindow,
 }
 
 /// Runs a variant until nothing else was attached beside it (at most 3 tries; the last is
@@ -415,7 +438,7 @@ fn measure_clean(
     for attempt in 1..=3 {
         let run = measure(v, dir, host_loop, containers)?;
         let clean = run.links.is_none_or(|n| n <= expected)
-            && (run.foreign.is_empty() || matches!(v, Variant::G | Variant::H));
+            && (run.foreign.is_empty() || matches!(v, Variant::G | Variant::H | Variant::I));
         // Another daemon stays: rerunning would not help, the run is kept and flagged.
         if clean || attempt == 3 || !run.foreign.is_empty() {
             return Ok((run, clean));
@@ -437,7 +460,7 @@ fn measure(
 ) -> Result<Run, String> {
     match v {
         Variant::A => Run::of(
-            run_container(None, containers, &[], |_| Ok(()))?,
+            run_container(None, containers, &[], &[], |_| Ok(()))?,
             host_loop,
             None,
             &[],
@@ -457,8 +480,9 @@ fn measure(
                 .attach()
                 .map_err(|e| e.to_string())?;
             let progs = link_prog(&link);
+            let switch: Vec<u32> = Vec::new();
             Run::of(
-                run_container(None, containers, &progs, |_| Ok(()))?,
+                run_container(None, containers, &progs, &switch, |_| Ok(()))?,
                 host_loop,
                 None,
                 &progs,
@@ -478,8 +502,9 @@ fn measure(
                 .attach()
                 .map_err(|e| e.to_string())?;
             let progs = link_prog(&link);
+            let switch: Vec<u32> = Vec::new();
             let tasks = &skel.maps.tasks;
-            let c = run_container(None, containers, &progs, |id| {
+            let c = run_container(None, containers, &progs, &switch, |id| {
                 // The original filled its task hash from cgroup_attach_task and fork events;
                 // here the container's init (the loop itself) is entered by hand.
                 let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
@@ -510,9 +535,10 @@ fn measure(
             containers.0.push(sleeper.clone());
             ctrace.wait_for(&sleeper[..12], Duration::from_secs(20))?;
             let label = (v == Variant::C).then_some(LABEL);
-            let progs = daemon_progs(ctrace.pid());
+            let progs = daemon_progs(ctrace.pid(), CTRACE_PROG);
+            let switch = daemon_progs(ctrace.pid(), CTRACE_SWITCH_PROG);
             let run = Run::of(
-                run_container(label, containers, &progs, |_| Ok(()))?,
+                run_container(label, containers, &progs, &switch, |_| Ok(()))?,
                 host_loop,
                 Some(ctrace.pid()),
                 &progs,
@@ -521,8 +547,12 @@ fn measure(
             ctrace.stop(Duration::from_secs(20))?;
             run
         }
-        Variant::G | Variant::H => {
-            let kernel = ctrace::kernel::Kernel::load(ctrace::kernel::KernelConfig::default())
+        Variant::G | Variant::H | Variant::I => {
+            let config = ctrace::kernel::KernelConfig {
+                task_cache: v != Variant::I,
+                ..Default::default()
+            };
+            let kernel = ctrace::kernel::Kernel::load(config)
                 .map_err(|e| format!("loading ctrace's kernel programs: {e}"))?;
             let root = ctrace::docker::cgroup::cgroup2_mount().map_err(|e| e.to_string())?;
             // d': something else is tracked, so the program stays attached.
@@ -532,8 +562,9 @@ fn measure(
                 .map_err(|e| format!("{}: {e}", other.display()))?;
             kernel.track(&other_cg).map_err(|e| e.to_string())?;
             let link = kernel.attach_syscalls().map_err(|e| e.to_string())?;
-            let progs = link_prog(&link);
-            let run = run_container(None, containers, &progs, |id| {
+            let progs = link_prog(link.sys_enter());
+            let switch = link.switch().map(link_prog).unwrap_or_default();
+            let run = run_container(None, containers, &progs, &switch, |id| {
                 let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
                     .parse()
                     .map_err(|e| format!("container pid: {e}"))?;
@@ -542,7 +573,7 @@ fn measure(
                 let cg = ctrace::kernel::CgroupHandle::open(path.clone())
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 // The cgroup_mkdir program already tracks every new container cgroup.
-                if v == Variant::G {
+                if v != Variant::H {
                     kernel.track(&cg).map_err(|e| e.to_string())
                 } else {
                     kernel.untrack(cg.id, Some(&cg));
@@ -557,9 +588,10 @@ fn measure(
         Variant::F => {
             let mut ctrace = common::Ctrace::start(dir, &[])?;
             // Counted too: with nothing traced the program must not run at all.
-            let progs = daemon_progs(ctrace.pid());
+            let progs = daemon_progs(ctrace.pid(), CTRACE_PROG);
+            let switch = daemon_progs(ctrace.pid(), CTRACE_SWITCH_PROG);
             let run = Run::of(
-                run_container(None, containers, &progs, |_| Ok(()))?,
+                run_container(None, containers, &progs, &switch, |_| Ok(()))?,
                 host_loop,
                 Some(ctrace.pid()),
                 &progs,
@@ -577,6 +609,7 @@ fn run_container(
     label: Option<&str>,
     containers: &mut common::Containers,
     progs: &[u32],
+    switch: &[u32],
     started: impl Fn(&str) -> Result<(), String>,
 ) -> Result<Timed, String> {
     let (ns, monitor) = container_loop(label, containers, &started, true, |wait| {
@@ -584,19 +617,27 @@ fn run_container(
         let monitor = common::LinkMonitor::start();
         wait().map(|()| monitor)
     })?;
-    let prog = if WITH_STATS.load(Ordering::Relaxed) && !progs.is_empty() {
+    let (prog, switch) = if WITH_STATS.load(Ordering::Relaxed) && !progs.is_empty() {
         // From right after the start: a late `docker run` could otherwise miss the chunks.
         container_loop(label, containers, &started, false, |wait| {
             let _on = StatsOn::new()?;
-            let before = ProgCounters::read(progs);
+            let before = (ProgCounters::read(progs), ProgCounters::read(switch));
             wait()?;
-            Ok(ProgCounters::since(before, progs))
+            Ok((
+                ProgCounters::since(before.0, progs),
+                ProgCounters::since(before.1, switch),
+            ))
         })?
         .1
     } else {
-        ProgWindow::default()
+        Default::default()
     };
-    Ok(Timed { ns, monitor, prog })
+    Ok(Timed {
+        ns,
+        monitor,
+        prog,
+        switch,
+    })
 }
 
 /// One loop container: `during` runs around `wait` (until the loop exits), after most of the
@@ -714,6 +755,7 @@ fn report(samples: &BTreeMap<Variant, Samples>) {
             (Variant::D, "target ≤ 1.2"),
             (Variant::G, "c' target ≤ 1.2"),
             (Variant::H, "d' target ≤ 1.2"),
+            (Variant::I, "c' without the placement cache, for comparison"),
             (Variant::E, "c should be ≤ 0.5 × this"),
         ] {
             let Some(x) = get(v, host) else { continue };
@@ -829,6 +871,8 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
         }
     }
 
+    report_switch(samples);
+
     // Derived figures, container window, against the timed floor b − a.
     let timed = |v: Variant| samples.get(&v).map(|s| common::median(&s.container));
     let floor = match (timed(Variant::A), timed(Variant::B)) {
@@ -862,6 +906,11 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
             Variant::H,
             "d'",
             "target ≤ 1.2; the loop runs the untraced path",
+        ),
+        (
+            Variant::I,
+            "c\"",
+            "c' without the placement cache, for comparison",
         ),
         (Variant::E, "e ", "original design"),
     ] {
@@ -898,6 +947,45 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
         println!(
             "    f: the daemon's sys_enter program ({programs} found) ran {runs} times during \
              the loops (0: detached)"
+        );
+    }
+}
+
+/// What the placement cache costs elsewhere: ctrace's context-switch program runs at every
+/// context switch on the host while the syscall program is attached.
+fn report_switch(samples: &BTreeMap<Variant, Samples>) {
+    let with: Vec<(&Variant, &Samples)> = samples
+        .iter()
+        .filter(|(_, s)| s.switch.iter().any(|w| w.programs > 0))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    println!(
+        "  context-switch program ({CTRACE_SWITCH_PROG}, fills the placement cache), over the \
+         container loop's window: mean ns per run (body only), runs per second on the host, \
+         and the CPU share that is (bodies only; each run also pays the trampoline, about b − a)"
+    );
+    for (v, s) in with {
+        let runs: Vec<&ProgWindow> = s.switch.iter().filter(|w| w.run_cnt > 0).collect();
+        if runs.is_empty() {
+            println!("    {:<38}   (did not run)", v.describe());
+            continue;
+        }
+        let ns: Vec<f64> = runs
+            .iter()
+            .map(|w| w.run_time_ns as f64 / w.run_cnt as f64)
+            .collect();
+        let per_sec: Vec<f64> = runs
+            .iter()
+            .filter(|w| w.secs > 0.0)
+            .map(|w| w.run_cnt as f64 / w.secs)
+            .collect();
+        let (ns, per_sec) = (common::median(&ns), common::median(&per_sec));
+        println!(
+            "    {:<38} {ns:6.1} ns per run, {per_sec:8.0} runs/s, {:.4}% of one CPU",
+            v.describe(),
+            ns * per_sec / 1e9 * 100.0
         );
     }
 }
