@@ -44,14 +44,21 @@ static __always_inline bool installs_filter(struct pt_regs *regs, __u64 nr)
 }
 
 /*
- * The running task's state, without a helper call when its CPU's cache entry is valid
- * (task_cache.h); NULL if its cgroup is not tracked. `*taskp` is the task, for reading only.
+ * The running task's state, caught up with the epoch, found without a helper call when its
+ * CPU's cache entry is valid (task_cache.h); NULL if its cgroup is not tracked. `*taskp` is
+ * the task, for reading only; `*owner` as for state_of().
  */
-static __always_inline struct ctrace_cgroup *current_state(struct task_struct **taskp)
+static __always_inline struct ctrace_cgroup *current_state(struct task_struct **taskp,
+							   __u64 **owner)
 {
+	struct ctrace_cgroup *st;
+
 	if (!use_task_cache) {
 		*taskp = bpf_get_current_task_btf();
-		return state_of(*taskp);
+		st = state_of(*taskp, owner);
+		if (st)
+			catch_up(st);
+		return st;
 	}
 	struct task_cache_entry *e = cache_entry();
 	__u32 place;
@@ -62,22 +69,26 @@ static __always_inline struct ctrace_cgroup *current_state(struct task_struct **
 	}
 	if (place == PLACE_UNTRACKED)
 		return NULL;
-	if (place == PLACE_LOOKUP || use_cgrp_storage)
-		return state_of(bpf_get_current_task_btf());
+	if (place == PLACE_LOOKUP || use_cgrp_storage) {
+		st = state_of(bpf_get_current_task_btf(), owner);
+		if (st)
+			catch_up(st);
+		return st;
+	}
+	struct ctrace_slot *slot = slot_at(place);
 
-	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &place);
-
-	return slot ? &slot->state : NULL;
+	*owner = &slot->cgroup_id;
+	return &slot->state;
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 {
 	struct task_struct *task;
-	struct ctrace_cgroup *st = current_state(&task);
+	__u64 *owner;
+	struct ctrace_cgroup *st = current_state(&task, &owner);
 	if (!st)
 		return 0;
-	catch_up(st);
 
 	__u64 nr = (__u64)id;
 	__u8 abi = CTRACE_ABI_X86_64;
@@ -96,7 +107,7 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 	if (phase >= CTRACE_PHASE_COUNT)
 		return 0;
 	sight(&st->phase[phase].syscalls[abi][(nr / 64) & (CTRACE_SYSCALL_WORDS - 1)],
-	      1ULL << (nr & 63), CTRACE_KIND_SYSCALL, nr, abi, phase);
+	      1ULL << (nr & 63), CTRACE_KIND_SYSCALL, nr, abi, phase, owner);
 	/* The runtime (a native program) installs the container's filter, then execs. */
 	if (phase == CTRACE_PHASE_RUNTIME && abi == CTRACE_ABI_X86_64 && installs_filter(regs, nr))
 		st->phase_now = CTRACE_PHASE_RUNTIME_FILTERED;
@@ -125,7 +136,8 @@ static __always_inline bool execs_through_fd(struct linux_binprm *bprm)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct ctrace_cgroup *st = state_of(bpf_get_current_task_btf());
+	__u64 *owner;
+	struct ctrace_cgroup *st = state_of(bpf_get_current_task_btf(), &owner);
 
 	if (!st || st->phase_now == CTRACE_PHASE_APP)
 		return 0;
@@ -179,7 +191,8 @@ static __always_inline void record_cap(void *ctx, const struct cred *cred, int c
 	struct task_struct *task = bpf_get_current_task_btf();
 	if ((__u64)cred != (__u64)BPF_CORE_READ(task, real_cred))
 		return;
-	struct ctrace_cgroup *st = state_of(task);
+	__u64 *owner;
+	struct ctrace_cgroup *st = state_of(task, &owner);
 	if (!st)
 		return;
 	catch_up(st);
@@ -194,9 +207,11 @@ static __always_inline void record_cap(void *ctx, const struct cred *cred, int c
 			return;
 		if (audit_unknown && noaudit_ranges[0][1] && from_noaudit_caller(ctx))
 			return;
-		sight(&bits->caps_granted, 1ULL << cap, CTRACE_KIND_CAP_GRANTED, cap, 0, phase);
+		sight(&bits->caps_granted, 1ULL << cap, CTRACE_KIND_CAP_GRANTED, cap, 0, phase,
+		      owner);
 	} else
-		sight(&bits->caps_denied, 1ULL << cap, CTRACE_KIND_CAP_DENIED, cap, 0, phase);
+		sight(&bits->caps_denied, 1ULL << cap, CTRACE_KIND_CAP_DENIED, cap, 0, phase,
+		      owner);
 }
 
 /* Kernel 6.14+: a stable tracepoint with the result. It carries no `opts`. */
@@ -312,16 +327,12 @@ int BPF_PROG(ctrace_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	if (use_cgrp_storage)
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	__u32 idx = id & slot_mask;
-	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
+	struct ctrace_slot *slot = slot_at(id & slot_mask);
 
 	/* A cached placement must not outlive the slot's owner (task_cache.h). */
 	cache_hold();
-	if (slot && slot->cgroup_id == id) {
-		__u64 *word = (__u64 *)&slot->state;
-
-		for (int i = 0; i < sizeof(slot->state) / sizeof(__u64); i++)
-			word[i] = 0;
+	if (slot->cgroup_id == id) {
+		clear_state(&slot->state);
 		__sync_lock_test_and_set(&slot->cgroup_id, 0);
 	} else if (!bpf_map_delete_elem(&cgroup_hash, &id)) {
 		__sync_fetch_and_add(&overflow_count, -1);

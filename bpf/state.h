@@ -8,8 +8,10 @@
 #define CTRACE_STATE_H
 
 /*
- * Chosen by userspace (see src/kernel/probe.rs): cgroup local storage, or slots (an array
- * indexed by the cgroup id's low bits, `slot_mask`, with `cgroup_hash` for collisions).
+ * Chosen by userspace (see src/kernel/probe.rs): cgroup local storage, or slots (a global
+ * array indexed by the cgroup id's low bits, `slot_mask`, with `cgroup_hash` for collisions).
+ * The slots live in .bss: indexed directly, no helper or stack key, and userspace claims and
+ * releases them with atomics through the same memory mapping.
  */
 const volatile bool use_cgrp_storage = false;
 const volatile __u32 slot_mask = CTRACE_SLOTS - 1;
@@ -32,12 +34,7 @@ struct {
 	__type(value, struct ctrace_cgroup);
 } cgroup_storage SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CTRACE_SLOTS);
-	__type(key, __u32);
-	__type(value, struct ctrace_slot);
-} cgroup_slots SEC(".maps");
+struct ctrace_slot slots[CTRACE_SLOTS];
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -57,9 +54,18 @@ static const struct ctrace_cgroup zero_state;
 struct ctrace_event _ctrace_event = {};
 struct ctrace_cgroup_event _ctrace_cgroup_event = {};
 
-/* The state of the current task's cgroup; `task` is the current task. */
-static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
+static __always_inline struct ctrace_slot *slot_at(__u32 idx)
 {
+	return &slots[idx & (CTRACE_SLOTS - 1)];
+}
+
+/*
+ * The state of the current task's cgroup; `task` is the current task. `*owner` is set for
+ * state in a slot (see sight()), NULL otherwise.
+ */
+static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task, __u64 **owner)
+{
+	*owner = NULL;
 	struct cgroup *cgrp = task->cgroups->dfl_cgrp;
 
 	if (use_cgrp_storage) {
@@ -71,13 +77,14 @@ static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task)
 			return NULL;
 		return bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, 0);
 	}
-	/* Slots: an inlined array lookup and one compare, no helper call. */
+	/* Slots: an array index and one compare, no helper call. */
 	__u64 id = cgrp->kn->id;
-	__u32 idx = id & slot_mask;
-	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
+	struct ctrace_slot *slot = slot_at(id & slot_mask);
 
-	if (slot && slot->cgroup_id == id)
+	if (slot->cgroup_id == id) {
+		*owner = &slot->cgroup_id;
 		return &slot->state;
+	}
 	if (!*(volatile __s64 *)&overflow_count)
 		return NULL;
 	return bpf_map_lookup_elem(&cgroup_hash, &id);
@@ -93,13 +100,19 @@ static __always_inline void catch_up(struct ctrace_cgroup *st)
 	st->generation = generation;
 	__u64 *word = (__u64 *)&st->phase;
 
-	for (int i = 0; i < sizeof(st->phase) / sizeof(__u64); i++)
+	for (int i = 0; i < sizeof(st->phase) / (sizeof(__u64)); i++)
 		word[i] = 0;
 }
 
-/* Sets `bit` in `*word`; sends an event only if this call set it first. */
+/*
+ * Sets `bit` in `*word`; sends an event only if this call set it first. `owner`, for state in
+ * a slot, is the slot's cgroup id: a program that found the slot just before its cgroup let it
+ * go (untracked, removed) could set a bit in the next cgroup's state, which would then never
+ * report that item. The owner is checked once the bit is set; a bit set for a former owner is
+ * cleared again.
+ */
 static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, __u8 abi,
-				  __u8 phase)
+				  __u8 phase, __u64 *owner)
 {
 	/* Nearly every call was seen before: a plain read spares them the locked instruction. */
 	if (*(volatile __u64 *)word & bit)
@@ -113,9 +126,14 @@ static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, 
 		__sync_fetch_and_add(&ringbuf_misses, 1);
 		return;
 	}
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	if (owner && *(volatile __u64 *)owner != e->cgroup_id) {
+		__sync_fetch_and_and(word, ~bit);
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
 	e->kind = kind;
 	e->nr = nr;
-	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->boot_ns = bpf_ktime_get_boot_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->abi = abi;
@@ -128,14 +146,26 @@ static __always_inline void sight(__u64 *word, __u64 bit, __u32 kind, __u32 nr, 
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* A free slot is taken atomically; its state was zeroed when it was released. */
+static __always_inline void clear_state(struct ctrace_cgroup *st)
+{
+	__u64 *word = (__u64 *)st;
+
+	for (int i = 0; i < sizeof(*st) / sizeof(__u64); i++)
+		word[i] = 0;
+}
+
+/*
+ * A free slot is taken atomically. Its state was zeroed when it was released; it is zeroed
+ * again, for a bit a former owner's late program may have set (see sight()).
+ */
 static __always_inline bool claim_slot(__u64 id)
 {
-	__u32 idx = id & slot_mask;
-	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
+	struct ctrace_slot *slot = slot_at(id & slot_mask);
 
-	if (slot && __sync_val_compare_and_swap(&slot->cgroup_id, 0, id) == 0)
+	if (__sync_val_compare_and_swap(&slot->cgroup_id, 0, id) == 0) {
+		clear_state(&slot->state);
 		return true;
+	}
 	if (bpf_map_update_elem(&cgroup_hash, &id, &zero_state, BPF_NOEXIST))
 		return false;
 	__sync_fetch_and_add(&overflow_count, 1);

@@ -16,7 +16,8 @@
  *     a running task's css_set before the cgroup_attach_task tracepoint fires).
  *
  * The generation is bumped after every migration (a css_set's address can be reused), when
- * userspace tracks a cgroup, and around every release of a slot. Releases also hold the
+ * userspace tracks a cgroup or starts an epoch, and around every release of a slot. Fills
+ * catch a slot's state up with the epoch, so a valid entry's state needs no check. Releases also hold the
  * cache: while task_cache_holds is non-zero, fills write the task and no css_set (the entry
  * fails its check), so no placement read before a release can be written after it. The cache starts held (1): userspace lets go once
  * the migration hook is attached. Held, every syscall takes the helper path: slower, never
@@ -61,9 +62,8 @@ static __always_inline __u32 placement_of(struct css_set *cset)
 	}
 	__u64 id = cgrp->kn->id;
 	__u32 idx = id & slot_mask;
-	struct ctrace_slot *slot = bpf_map_lookup_elem(&cgroup_slots, &idx);
 
-	if (slot && slot->cgroup_id == id)
+	if (slot_at(idx)->cgroup_id == id)
 		return idx;
 	if (*(volatile __s64 *)&overflow_count && bpf_map_lookup_elem(&cgroup_hash, &id))
 		return PLACE_LOOKUP;
@@ -84,6 +84,9 @@ static __always_inline __u32 cache_fill(struct task_cache_entry *e, struct task_
 	struct css_set *cset = task->cgroups;
 	__u32 place = placement_of(cset);
 
+	/* A valid entry's state is caught up with the epoch (an epoch bumps the generation). */
+	if (place < PLACE_LOOKUP)
+		catch_up(&slot_at(place)->state);
 	compiler_barrier();
 	e->task = (__u64)task;
 	if (holds) {

@@ -81,6 +81,8 @@ pub struct Kernel {
     overflow_count: Option<NonNull<i64>>,
     /// `reset_generation` in the programs' .bss: bumped to start an epoch.
     reset_generation: Option<NonNull<u32>>,
+    /// The slots array in the programs' .bss (shared memory; see state.rs).
+    slots: Option<NonNull<skel::types::ctrace_slot>>,
     /// The per-CPU placement cache's controls in .data (bpf/task_cache.h).
     task_cache: Option<TaskCache>,
     cap_source: CapSource,
@@ -208,9 +210,10 @@ impl Kernel {
             *slot = [*start, *end];
         }
         if features.cgroup_storage {
-            for map in [&mut open.maps.cgroup_hash, &mut open.maps.cgroup_slots] {
-                map.set_autocreate(false).map_err(KernelError::Load)?;
-            }
+            open.maps
+                .cgroup_hash
+                .set_autocreate(false)
+                .map_err(KernelError::Load)?;
             open.progs.ctrace_cgroup_rmdir.set_autoload(false);
         } else {
             open.maps
@@ -231,12 +234,13 @@ impl Kernel {
             .set_autoload(cap_source == CapSource::Kprobe);
         let mut skel = open.load().map_err(KernelError::Load)?;
         let bss = skel.maps.bss_data.as_deref_mut();
-        let (overflow_count, reset_generation) = match bss {
+        let (overflow_count, reset_generation, slots) = match bss {
             Some(bss) => (
                 Some(NonNull::from(&mut bss.overflow_count)),
                 Some(NonNull::from(&mut bss.reset_generation)),
+                NonNull::new(bss.slots.as_mut_ptr()),
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
 
         let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
@@ -271,6 +275,7 @@ impl Kernel {
             slot_mask,
             overflow_count,
             reset_generation,
+            slots,
             task_cache,
             cap_source,
             _links: links,

@@ -8,7 +8,8 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use libbpf_rs::{MapCore, MapFlags};
 
@@ -41,13 +42,32 @@ fn bytes<T: plain::Plain>(value: &T) -> &[u8] {
     unsafe { plain::as_bytes(value) }
 }
 
-fn decode<T: plain::Plain + Default>(id: u64, raw: &[u8]) -> Result<T, KernelError> {
-    let mut value = T::default();
-    plain::copy_from_bytes(&mut value, raw).map_err(|_| KernelError::State {
-        id,
-        source: libbpf_rs::Error::from(std::io::Error::other("short map value")),
-    })?;
-    Ok(value)
+/// One slot in the programs' .bss, shared with the kernel programs while they run: read and
+/// written only with atomics.
+struct Slot(NonNull<types::ctrace_slot>);
+
+impl Slot {
+    /// The cgroup id that owns the slot; 0 when free.
+    fn owner(&self) -> &AtomicU64 {
+        // SAFETY: the slot is inside the skeleton's .bss mapping, which lives as long as the
+        // Kernel; the field is 8-byte aligned and the kernel programs use atomics on it too.
+        unsafe { AtomicU64::from_ptr(std::ptr::addr_of_mut!((*self.0.as_ptr()).cgroup_id)) }
+    }
+
+    fn phase_now(&self) -> &AtomicU32 {
+        // SAFETY: as for `owner`; a 4-byte aligned field.
+        unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*self.0.as_ptr()).state.phase_now)) }
+    }
+
+    /// Zeroes the slot's state, word by word.
+    fn clear_state(&self) {
+        // SAFETY: as for `owner`; the state is a whole number of aligned u64 words.
+        let words = unsafe { std::ptr::addr_of_mut!((*self.0.as_ptr()).state) }.cast::<u64>();
+        for i in 0..std::mem::size_of::<types::ctrace_cgroup>() / 8 {
+            // SAFETY: `i` stays inside the state (see the bound above).
+            unsafe { AtomicU64::from_ptr(words.add(i)) }.store(0, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Kernel {
@@ -55,27 +75,12 @@ impl Kernel {
         move |source| KernelError::State { id, source }
     }
 
-    fn slot_key(&self, id: u64) -> [u8; 4] {
-        ((id & u64::from(self.slot_mask)) as u32).to_ne_bytes()
-    }
-
-    fn slot(&self, id: u64) -> Result<types::ctrace_slot, KernelError> {
-        let raw = self
-            .skel
-            .maps
-            .cgroup_slots
-            .lookup(&self.slot_key(id), MapFlags::ANY)
-            .map_err(Self::state_error(id))?
-            .unwrap_or_default();
-        decode(id, &raw)
-    }
-
-    fn write_slot(&self, id: u64, slot: &types::ctrace_slot) -> Result<(), KernelError> {
-        self.skel
-            .maps
-            .cgroup_slots
-            .update(&self.slot_key(id), bytes(slot), MapFlags::ANY)
-            .map_err(Self::state_error(id))
+    fn slot(&self, id: u64) -> Option<Slot> {
+        let base = self.slots?;
+        // SAFETY: the index is masked to the array's length (slot_mask < MAX_SLOTS).
+        Some(Slot(unsafe {
+            base.add((id & u64::from(self.slot_mask)) as usize)
+        }))
     }
 
     fn adjust_overflow(&self, delta: i64) {
@@ -119,19 +124,19 @@ impl Kernel {
             phase_now: PHASE_APP,
             ..Default::default()
         };
-        if !self.cgroup_storage {
-            let slot = self.slot(cg.id)?;
-            if slot.cgroup_id == cg.id {
-                return Ok(());
-            }
-            if slot.cgroup_id == 0 {
-                return self.write_slot(
-                    cg.id,
-                    &types::ctrace_slot {
-                        cgroup_id: cg.id,
-                        state,
-                    },
-                );
+        if let Some(slot) = self.slot(cg.id).filter(|_| !self.cgroup_storage) {
+            match slot
+                .owner()
+                .compare_exchange(0, cg.id, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    // Cleared again after the claim, as the kernel does (bpf/state.h).
+                    slot.clear_state();
+                    slot.phase_now().store(PHASE_APP, Ordering::SeqCst);
+                    return Ok(());
+                }
+                Err(owner) if owner == cg.id => return Ok(()),
+                Err(_) => {} // taken: the hash
             }
         }
         let Some((key, map)) = self.keyed(cg.id, Some(cg)) else {
@@ -167,12 +172,13 @@ impl Kernel {
     }
 
     fn stop_tracking(&self, cg_id: u64, cg: Option<&CgroupHandle>) {
-        if !self.cgroup_storage {
-            if let Ok(slot) = self.slot(cg_id) {
-                if slot.cgroup_id == cg_id {
-                    let _ = self.write_slot(cg_id, &types::ctrace_slot::default());
-                    return;
-                }
+        if let Some(slot) = self.slot(cg_id).filter(|_| !self.cgroup_storage) {
+            if slot.owner().load(Ordering::SeqCst) == cg_id {
+                slot.clear_state();
+                let _ = slot
+                    .owner()
+                    .compare_exchange(cg_id, 0, Ordering::SeqCst, Ordering::SeqCst);
+                return;
             }
         }
         if let Some((key, map)) = self.keyed(cg_id, cg) {
@@ -189,6 +195,10 @@ impl Kernel {
             // SAFETY: the pointer is into the skeleton's .bss mapping, valid and aligned for
             // the program's life; the kernel programs only read it.
             unsafe { AtomicU32::from_ptr(ptr.as_ptr()) }.fetch_add(1, Ordering::SeqCst);
+        }
+        // Valid cache entries vouch that their state caught up with the epoch.
+        if let Some(cache) = &self.task_cache {
+            cache.invalidate();
         }
     }
 }
