@@ -69,8 +69,8 @@ const FOREIGN_WAIT: Duration = Duration::from_secs(20);
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// ctrace's syscall program as the kernel names it (`ctrace_sys_enter`, cut to 15 characters).
 const CTRACE_PROG: &str = "ctrace_sys_ent";
-/// ctrace's context-switch program, which fills the placement cache (bpf/task_cache.h).
-const CTRACE_SWITCH_PROG: &str = "ctrace_switch";
+/// ctrace's task-exit program, which keeps the placement cache correct (bpf/task_cache.h).
+const CTRACE_EXIT_PROG: &str = "ctrace_exited";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Variant {
@@ -125,8 +125,8 @@ struct Samples {
     /// bpf_stats over the container loop's window and over the host loop, one per round.
     prog_container: Vec<ProgWindow>,
     prog_host: Vec<ProgWindow>,
-    /// bpf_stats of the variant's context-switch program over the container loop's window.
-    switch: Vec<ProgWindow>,
+    /// bpf_stats of the variant's task-exit program over the container loop's window.
+    task_exit: Vec<ProgWindow>,
     /// Runs kept although something else was attached (after 3 tries).
     flagged: usize,
 }
@@ -355,7 +355,7 @@ fn run() -> Result<(), String> {
             s.host.push(run.host);
             s.prog_container.push(run.prog_container);
             s.prog_host.push(run.prog_host);
-            s.switch.push(run.switch);
+            s.task_exit.push(run.task_exit);
             s.flagged += usize::from(!clean);
         }
         println!(
@@ -379,8 +379,8 @@ struct Run {
     /// a second host loop run with the statistics on.
     prog_container: ProgWindow,
     prog_host: ProgWindow,
-    /// bpf_stats of the variant's context-switch program over the container loop's window.
-    switch: ProgWindow,
+    /// bpf_stats of the variant's task-exit program over the container loop's window.
+    task_exit: ProgWindow,
     /// Most sys_enter links seen while the loops ran (None: no bpftool to ask).
     links: Option<usize>,
     /// Other `ctrace trace` daemons alive meanwhile.
@@ -405,7 +405,7 @@ impl Run {
             host: host?,
             prog_container: timed.prog,
             prog_host,
-            switch: timed.switch,
+            task_exit: timed.task_exit,
             links,
             foreign: common::foreign_daemons(mine),
         })
@@ -419,8 +419,8 @@ struct Timed {
     monitor: common::LinkMonitor,
     /// bpf_stats of the variant's programs over a second loop, from its start to its exit.
     prog: ProgWindow,
-    /// The same for its context-switch program.
-    switch: ProgWindow,
+    /// The same for its task-exit program.
+    task_exit: ProgWindow,
 }
 
 /// Runs a variant until nothing else was attached beside it (at most 3 tries; the last is
@@ -480,9 +480,9 @@ fn measure(
                 .attach()
                 .map_err(|e| e.to_string())?;
             let progs = link_prog(&link);
-            let switch: Vec<u32> = Vec::new();
+            let exit: Vec<u32> = Vec::new();
             Run::of(
-                run_container(None, containers, &progs, &switch, |_| Ok(()))?,
+                run_container(None, containers, &progs, &exit, |_| Ok(()))?,
                 host_loop,
                 None,
                 &progs,
@@ -502,9 +502,9 @@ fn measure(
                 .attach()
                 .map_err(|e| e.to_string())?;
             let progs = link_prog(&link);
-            let switch: Vec<u32> = Vec::new();
+            let exit: Vec<u32> = Vec::new();
             let tasks = &skel.maps.tasks;
-            let c = run_container(None, containers, &progs, &switch, |id| {
+            let c = run_container(None, containers, &progs, &exit, |id| {
                 // The original filled its task hash from cgroup_attach_task and fork events;
                 // here the container's init (the loop itself) is entered by hand.
                 let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
@@ -536,9 +536,9 @@ fn measure(
             ctrace.wait_for(&sleeper[..12], Duration::from_secs(20))?;
             let label = (v == Variant::C).then_some(LABEL);
             let progs = daemon_progs(ctrace.pid(), CTRACE_PROG);
-            let switch = daemon_progs(ctrace.pid(), CTRACE_SWITCH_PROG);
+            let exit = daemon_progs(ctrace.pid(), CTRACE_EXIT_PROG);
             let run = Run::of(
-                run_container(label, containers, &progs, &switch, |_| Ok(()))?,
+                run_container(label, containers, &progs, &exit, |_| Ok(()))?,
                 host_loop,
                 Some(ctrace.pid()),
                 &progs,
@@ -563,8 +563,8 @@ fn measure(
             kernel.track(&other_cg).map_err(|e| e.to_string())?;
             let link = kernel.attach_syscalls().map_err(|e| e.to_string())?;
             let progs = link_prog(link.sys_enter());
-            let switch = link.switch().map(link_prog).unwrap_or_default();
-            let run = run_container(None, containers, &progs, &switch, |id| {
+            let exit = link.task_exit().map(link_prog).unwrap_or_default();
+            let run = run_container(None, containers, &progs, &exit, |id| {
                 let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
                     .parse()
                     .map_err(|e| format!("container pid: {e}"))?;
@@ -589,9 +589,9 @@ fn measure(
             let mut ctrace = common::Ctrace::start(dir, &[])?;
             // Counted too: with nothing traced the program must not run at all.
             let progs = daemon_progs(ctrace.pid(), CTRACE_PROG);
-            let switch = daemon_progs(ctrace.pid(), CTRACE_SWITCH_PROG);
+            let exit = daemon_progs(ctrace.pid(), CTRACE_EXIT_PROG);
             let run = Run::of(
-                run_container(None, containers, &progs, &switch, |_| Ok(()))?,
+                run_container(None, containers, &progs, &exit, |_| Ok(()))?,
                 host_loop,
                 Some(ctrace.pid()),
                 &progs,
@@ -609,7 +609,7 @@ fn run_container(
     label: Option<&str>,
     containers: &mut common::Containers,
     progs: &[u32],
-    switch: &[u32],
+    exit: &[u32],
     started: impl Fn(&str) -> Result<(), String>,
 ) -> Result<Timed, String> {
     let (ns, monitor) = container_loop(label, containers, &started, true, |wait| {
@@ -617,15 +617,15 @@ fn run_container(
         let monitor = common::LinkMonitor::start();
         wait().map(|()| monitor)
     })?;
-    let (prog, switch) = if WITH_STATS.load(Ordering::Relaxed) && !progs.is_empty() {
+    let (prog, task_exit) = if WITH_STATS.load(Ordering::Relaxed) && !progs.is_empty() {
         // From right after the start: a late `docker run` could otherwise miss the chunks.
         container_loop(label, containers, &started, false, |wait| {
             let _on = StatsOn::new()?;
-            let before = (ProgCounters::read(progs), ProgCounters::read(switch));
+            let before = (ProgCounters::read(progs), ProgCounters::read(exit));
             wait()?;
             Ok((
                 ProgCounters::since(before.0, progs),
-                ProgCounters::since(before.1, switch),
+                ProgCounters::since(before.1, exit),
             ))
         })?
         .1
@@ -636,7 +636,7 @@ fn run_container(
         ns,
         monitor,
         prog,
-        switch,
+        task_exit,
     })
 }
 
@@ -871,7 +871,7 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
         }
     }
 
-    report_switch(samples);
+    report_task_exit(samples);
 
     // Derived figures, container window, against the timed floor b − a.
     let timed = |v: Variant| samples.get(&v).map(|s| common::median(&s.container));
@@ -951,23 +951,23 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
     }
 }
 
-/// What the placement cache costs elsewhere: ctrace's context-switch program runs at every
-/// context switch on the host while the syscall program is attached.
-fn report_switch(samples: &BTreeMap<Variant, Samples>) {
+/// What the placement cache costs elsewhere: ctrace's task-exit program runs at every task
+/// exit on the host while the syscall program is attached.
+fn report_task_exit(samples: &BTreeMap<Variant, Samples>) {
     let with: Vec<(&Variant, &Samples)> = samples
         .iter()
-        .filter(|(_, s)| s.switch.iter().any(|w| w.programs > 0))
+        .filter(|(_, s)| s.task_exit.iter().any(|w| w.programs > 0))
         .collect();
     if with.is_empty() {
         return;
     }
     println!(
-        "  context-switch program ({CTRACE_SWITCH_PROG}, fills the placement cache), over the \
+        "  task-exit program ({CTRACE_EXIT_PROG}, keeps the placement cache correct), over the \
          container loop's window: mean ns per run (body only), runs per second on the host, \
          and the CPU share that is (bodies only; each run also pays the trampoline, about b − a)"
     );
     for (v, s) in with {
-        let runs: Vec<&ProgWindow> = s.switch.iter().filter(|w| w.run_cnt > 0).collect();
+        let runs: Vec<&ProgWindow> = s.task_exit.iter().filter(|w| w.run_cnt > 0).collect();
         if runs.is_empty() {
             println!("    {:<38}   (did not run)", v.describe());
             continue;

@@ -45,10 +45,12 @@ static __always_inline bool installs_filter(struct pt_regs *regs, __u64 nr)
 
 /*
  * The running task's state, caught up with the epoch, found without a helper call when its
- * CPU's cache entry is valid (task_cache.h); NULL if its cgroup is not tracked. `*taskp` is
+ * CPU's cache entry is its own and valid (task_cache.h); NULL if its cgroup is not tracked.
+ * `regs`: the syscall's pt_regs, the task's key in the cache. `*taskp` is
  * the task, for reading only; `*owner` as for state_of().
  */
-static __always_inline struct ctrace_cgroup *current_state(struct task_struct **taskp,
+static __always_inline struct ctrace_cgroup *current_state(struct pt_regs *regs,
+							   struct task_struct **taskp,
 							   __u64 **owner)
 {
 	struct ctrace_cgroup *st;
@@ -63,9 +65,9 @@ static __always_inline struct ctrace_cgroup *current_state(struct task_struct **
 	struct task_cache_entry *e = cache_entry();
 	__u32 place;
 
-	if (!cache_lookup(e, &place, taskp)) {
+	if (!cache_lookup(e, regs, &place, taskp)) {
 		*taskp = bpf_get_current_task_btf();
-		place = cache_fill(e, *taskp);
+		place = cache_fill(e, *taskp, regs);
 	}
 	if (place == PLACE_UNTRACKED)
 		return NULL;
@@ -86,7 +88,7 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 {
 	struct task_struct *task;
 	__u64 *owner;
-	struct ctrace_cgroup *st = current_state(&task, &owner);
+	struct ctrace_cgroup *st = current_state(regs, &task, &owner);
 	if (!st)
 		return 0;
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::{docker, root_env, section, unique, Daemon, IMAGE};
 
-/// x86_64, no libc: maps the file named by argv[1], marks byte 0 = 1 (ready), spins without
-/// a system call until byte 0 = 2, then calls getpriority (nothing else in these containers
-/// does) and exits.
+/// x86_64, no libc: maps the file named by argv[1], marks byte 0 = 1 (ready), calls getppid
+/// in a loop until byte 0 = 2 (so its CPU's cache entry stays its own, filled in the host's
+/// cgroup), then calls getpriority (nothing else in these containers does) and exits.
 const SPINNER_ASM: &str = r#"
     .globl _start
     .text
@@ -35,7 +35,8 @@ _start:
     syscall
     mov %rax, %rbx
     movb $1, (%rbx)
-1:  pause
+1:  mov $110, %eax
+    syscall
     cmpb $2, (%rbx)
     jne 1b
     mov $140, %eax
@@ -181,7 +182,7 @@ fn a_running_task_moved_into_a_traced_container_counts_from_its_first_call() {
     );
     wait_for("the spinner", || flag(&mut file) == 1);
 
-    // Moved while it runs in user space: no context switch needs to happen before its call.
+    // Moved while it runs: nothing else needs to happen on its CPU before its next call.
     std::fs::write(
         sleeper.cgroup().join("cgroup.procs"),
         spin.0.id().to_string(),

@@ -125,11 +125,11 @@ impl TaskCache {
     }
 }
 
-/// The syscall program and the context-switch program that keeps its placement cache;
+/// The syscall program and the task-exit program that keeps its placement cache correct;
 /// dropping it detaches both (the syscall program first).
 pub struct SyscallLinks {
     sys_enter: Link,
-    switch: Option<Link>,
+    task_exit: Option<Link>,
 }
 
 impl SyscallLinks {
@@ -138,9 +138,9 @@ impl SyscallLinks {
         &self.sys_enter
     }
 
-    /// The context-switch program's link, if the placement cache is on.
-    pub fn switch(&self) -> Option<&Link> {
-        self.switch.as_ref()
+    /// The task-exit program's link, if the placement cache is on.
+    pub fn task_exit(&self) -> Option<&Link> {
+        self.task_exit.as_ref()
     }
 }
 
@@ -222,7 +222,7 @@ impl Kernel {
                 .map_err(KernelError::Load)?;
         }
         open.progs.ctrace_migrated.set_autoload(task_cache);
-        open.progs.ctrace_switch.set_autoload(task_cache);
+        open.progs.ctrace_exited.set_autoload(task_cache);
         open.progs
             .ctrace_cap_tracepoint
             .set_autoload(cap_source == CapSource::Tracepoint);
@@ -339,17 +339,17 @@ impl Kernel {
     }
 
     /// The syscall program costs every process on the host: the reader attaches it only
-    /// while some cgroup is tracked, and drops the links to detach it. The context-switch
-    /// program that fills the placement cache comes first; entries written before it ran
-    /// are then invalidated.
+    /// while some cgroup is tracked, and drops the links to detach it. With the placement
+    /// cache, the task-exit program comes first (a new task can get an exited task's stack,
+    /// the cache's key); entries written before it ran are then invalidated.
     pub fn attach_syscalls(&self) -> Result<SyscallLinks, KernelError> {
         let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
             prog.attach()
                 .map_err(|source| KernelError::Attach { program, source })
         };
-        let switch = match &self.task_cache {
+        let task_exit = match &self.task_cache {
             Some(cache) => {
-                let link = attach(&self.skel.progs.ctrace_switch, "tp_btf/sched_switch")?;
+                let link = attach(&self.skel.progs.ctrace_exited, "tp_btf/sched_process_exit")?;
                 cache.invalidate();
                 Some(link)
             }
@@ -357,7 +357,7 @@ impl Kernel {
         };
         Ok(SyscallLinks {
             sys_enter: attach(&self.skel.progs.ctrace_sys_enter, "tp_btf/sys_enter")?,
-            switch,
+            task_exit,
         })
     }
 
