@@ -7,11 +7,10 @@
 mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{docker, root_env, section, unique, Daemon, IMAGE};
+use common::{docker, root_env, section, unique, Daemon};
 
 /// x86_64, no libc: maps the file named by argv[1], marks byte 0 = 1 (ready), calls getppid
 /// in a loop until byte 0 = 2 (so its CPU's cache entry stays its own, filled in the host's
@@ -48,50 +47,12 @@ _start:
     syscall
 "#;
 
-fn build_spinner(dir: &Path) -> std::path::PathBuf {
-    let (src, obj, bin) = (dir.join("spin.s"), dir.join("spin.o"), dir.join("spin"));
-    std::fs::write(&src, SPINNER_ASM).unwrap();
-    let ok = Command::new("as")
-        .arg("-o")
-        .arg(&obj)
-        .arg(&src)
-        .status()
-        .unwrap()
-        .success()
-        && Command::new("ld")
-            .arg("-o")
-            .arg(&bin)
-            .arg(&obj)
-            .status()
-            .unwrap()
-            .success();
-    assert!(ok, "assembling the spinner failed (needs binutils)");
-    bin
-}
-
 /// A labelled container that sleeps; removed when dropped, even when the test fails.
 struct Sleeper(String);
 
 impl Sleeper {
     fn start(label: &str) -> Sleeper {
-        let label = format!("ctrace.tracefile={label}");
-        let out = docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            &label,
-            IMAGE,
-            "sleep",
-            "60",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Sleeper(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        Sleeper(common::run_detached(label, &["sleep", "60"]))
     }
 
     /// The container's cgroup directory on the unified hierarchy.
@@ -106,6 +67,15 @@ impl Sleeper {
             .unwrap()
             .join(rel.trim_start_matches('/'))
     }
+}
+
+/// A daemon, and a labelled sleeper it traces already.
+fn traced_sleeper(prefix: &str) -> (Daemon, String, Sleeper) {
+    let daemon = Daemon::start(&[]);
+    let name = unique(prefix);
+    let sleeper = Sleeper::start(&name);
+    daemon.wait_tracefile(&name, |t| t.contains("SYSCALLS"));
+    (daemon, name, sleeper)
 }
 
 impl Drop for Sleeper {
@@ -154,13 +124,10 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_running_task_moved_into_a_traced_container_counts_from_its_first_call() {
     let Some(_env) = root_env() else { return };
-    let daemon = Daemon::start(&[]);
-    let name = unique("moved");
-    let sleeper = Sleeper::start(&name);
-    daemon.wait_tracefile(&name, |t| t.contains("SYSCALLS"));
+    let (daemon, name, sleeper) = traced_sleeper("moved");
 
     let work = tempfile::tempdir().unwrap();
-    let spinner = build_spinner(work.path());
+    let spinner = common::assemble(work.path(), "spin", SPINNER_ASM, &[], &[]);
     let flag_path = work.path().join("flag");
     let mut file = std::fs::File::options()
         .read(true)
@@ -201,10 +168,7 @@ fn a_running_task_moved_into_a_traced_container_counts_from_its_first_call() {
 #[test]
 fn docker_exec_into_a_traced_container_is_recorded() {
     let Some(_env) = root_env() else { return };
-    let daemon = Daemon::start(&[]);
-    let name = unique("exec");
-    let sleeper = Sleeper::start(&name);
-    daemon.wait_tracefile(&name, |t| t.contains("SYSCALLS"));
+    let (daemon, name, sleeper) = traced_sleeper("exec");
     let out = docker(&["exec", &sleeper.0, "busybox", "sync"]);
     assert!(
         out.status.success(),

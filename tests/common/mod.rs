@@ -251,27 +251,9 @@ pub struct GatedContainer {
 
 impl GatedContainer {
     pub fn start(label: &str, script: &str) -> GatedContainer {
-        let label = format!("ctrace.tracefile={label}");
         let gated = format!("while [ ! -e /tmp/go ]; do sleep 0.1; done; {script}");
-        let out = docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            &label,
-            IMAGE,
-            "sh",
-            "-c",
-            &gated,
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         GatedContainer {
-            id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            id: run_detached(label, &["sh", "-c", &gated]),
         }
     }
 
@@ -288,6 +270,14 @@ impl Drop for GatedContainer {
     fn drop(&mut self) {
         let _ = docker(&["rm", "-f", &self.id]);
     }
+}
+
+/// `docker run -d --network none` of the test image with a Tracefile label; returns the id.
+pub fn run_detached(label: &str, cmd: &[&str]) -> String {
+    let label = format!("ctrace.tracefile={label}");
+    let mut args = vec!["run", "-d", "--network", "none", "--label", &label, IMAGE];
+    args.extend(cmd);
+    docker_ok(&args).trim().to_string()
 }
 
 /// `docker run --rm --network none` with a label; returns stdout, panics on failure.
@@ -307,7 +297,12 @@ pub fn run_named(name: Option<&str>, label: Option<&str>, image: &str, cmd: &[&s
     }
     args.push(image);
     args.extend(cmd);
-    let out = docker(&args);
+    docker_ok(&args)
+}
+
+/// `docker ARGS`; returns stdout, panics on failure.
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
     assert!(
         out.status.success(),
         "docker {args:?} failed: {}",
@@ -356,27 +351,49 @@ dir: .asciz "/i386dir"
 msg: .ascii "ok\n"
 "#;
 
-pub fn build_i386_image(tag: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("prog.s");
-    let obj = dir.path().join("prog.o");
-    let bin = dir.path().join("prog32");
-    std::fs::write(&src, I386_ASM).unwrap();
+/// Assembles and links `asm` into `dir/name` with binutils (`as`, `ld`, their extra flags).
+pub fn assemble(
+    dir: &Path,
+    name: &str,
+    asm: &str,
+    as_flags: &[&str],
+    ld_flags: &[&str],
+) -> PathBuf {
+    let (src, obj, bin) = (
+        dir.join(format!("{name}.s")),
+        dir.join(format!("{name}.o")),
+        dir.join(name),
+    );
+    std::fs::write(&src, asm).unwrap();
     let ok = Command::new("as")
-        .args(["--32", "-o"])
+        .args(as_flags)
+        .arg("-o")
         .arg(&obj)
         .arg(&src)
         .status()
         .unwrap()
         .success()
         && Command::new("ld")
-            .args(["-m", "elf_i386", "-o"])
+            .args(ld_flags)
+            .arg("-o")
             .arg(&bin)
             .arg(&obj)
             .status()
             .unwrap()
             .success();
-    assert!(ok, "assembling the i386 program failed (needs binutils)");
+    assert!(ok, "assembling {name} failed (needs binutils)");
+    bin
+}
+
+pub fn build_i386_image(tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assemble(
+        dir.path(),
+        "prog32",
+        I386_ASM,
+        &["--32"],
+        &["-m", "elf_i386"],
+    );
     import_image(
         tag,
         &[(Path::new("/bin/busybox"), "bin/busybox"), (&bin, "prog32")],
