@@ -16,9 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 const BENCH: &str = "burst";
 const IMAGE: &str = "ctrace-test/busybox";
-/// Wait at the gate, then some ordinary work. The gate loop runs at least once everywhere (the
-/// gate opens only after every container started), so every container makes the same calls.
-const SCRIPT: &str = "while [ ! -e /gate/go ]; do sleep 0.2; done; \
+/// Wait at the gate, then some ordinary work. The first `sleep` is unconditional: a container
+/// whose shell reaches the gate after it opened (`docker run -d` returns before the script
+/// runs; under a burst, seconds before) would otherwise never call clock_nanosleep, and every
+/// container must make the same calls.
+const SCRIPT: &str = "sleep 0.2; while [ ! -e /gate/go ]; do sleep 0.2; done; \
     echo burst > /tmp/f; cat /tmp/f; ls -l / >/dev/null; id; uname -a; date; \
     mkdir -p /tmp/d/e; rm -r /tmp/d; wc -l /etc/passwd 2>/dev/null; true";
 /// Everything after the gate opens must finish within this.
