@@ -63,6 +63,11 @@ fn ensure_image() {
 
 /// Makes an image from files (host path, path in image) plus busybox applet links.
 pub fn import_image(tag: &str, files: &[(&Path, &str)]) {
+    import_image_into(None, tag, files);
+}
+
+/// As `import_image`, into the dockerd at `host` (a `docker --host` value) if given.
+pub fn import_image_into(host: Option<&str>, tag: &str, files: &[(&Path, &str)]) {
     let root = tempfile::tempdir().expect("tempdir");
     for (src, dst) in files {
         let target = root.path().join(dst);
@@ -84,8 +89,9 @@ pub fn import_image(tag: &str, files: &[(&Path, &str)]) {
     let status = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "tar -C {} -c . | docker import - {tag}",
-            root.path().display()
+            "tar -C {} -c . | docker {} import - {tag}",
+            root.path().display(),
+            host.map(|h| format!("--host {h}")).unwrap_or_default()
         ))
         .stdout(Stdio::null())
         .status()
@@ -102,6 +108,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_with(extra, &[])
+    }
+
+    /// As `start`, with environment variables for the daemon (DOCKER_HOST, ...).
+    pub fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_log = dir.path().join("stderr.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ctrace"))
@@ -111,6 +122,7 @@ impl Daemon {
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap())
             .spawn()
