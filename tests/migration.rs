@@ -137,11 +137,13 @@ fn a_running_task_moved_into_a_traced_container_counts_from_its_first_call() {
         .open(&flag_path)
         .unwrap();
     file.write_all(&[0u8; 4096]).unwrap();
-    // Each on its own CPU: the spinner keeps running while this thread moves it.
+    // Each on its own CPU (given two): the spinner keeps running while this thread moves it.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     pin_this_thread_to(0);
+    let spinner_cpu = if cpus > 1 { "1" } else { "0" };
     let mut spin = Spinner(
         Command::new("taskset")
-            .args(["-c", "1"])
+            .args(["-c", spinner_cpu])
             .arg(&spinner)
             .arg(&flag_path)
             .spawn()
