@@ -7,6 +7,11 @@
 //!   e  the original design as a probe (per-task hash, then a hash counter keyed by the 65-byte
 //!      container id string and the syscall number), the container in its task hash
 //!   f  the daemon with no container traced (the syscall program must be detached)
+//!   c′ d′  c and d with ctrace's kernel object driven in-process (no label, no daemon)
+//!   c″ c′ with the per-CPU placement cache off (bpf/task_cache.h), for comparison
+//!
+//! For the daemon and c′/d′ it also reports the task-exit program the cache needs: runs per
+//! second and ns per run.
 //!
 //! Variants are interleaved round by round (rotating order). Each run prints the median of
 //! its chunks; the summary gives, per variant, the median over rounds and the spread, then the
