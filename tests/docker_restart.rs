@@ -88,23 +88,13 @@ impl Drop for OwnDockerd {
 }
 
 fn run_traced(dockerd: &OwnDockerd, name: &str, script: &str) {
-    let label = format!("ctrace.tracefile={name}");
-    let out = dockerd.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--label",
-        &label,
+    let host = dockerd.host();
+    common::run_at(
+        Some(&host),
+        None,
+        Some(name),
         common::IMAGE,
-        "sh",
-        "-c",
-        script,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &["sh", "-c", script],
     );
 }
 

@@ -298,7 +298,22 @@ pub fn run_container(label: Option<&str>, image: &str, cmd: &[&str]) -> String {
 }
 
 pub fn run_named(name: Option<&str>, label: Option<&str>, image: &str, cmd: &[&str]) -> String {
-    let mut args = vec!["run", "--rm", "--network", "none"];
+    run_at(None, name, label, image, cmd)
+}
+
+/// As `run_named`, on the dockerd at `host` (a `docker --host` value) if given.
+pub fn run_at(
+    host: Option<&str>,
+    name: Option<&str>,
+    label: Option<&str>,
+    image: &str,
+    cmd: &[&str],
+) -> String {
+    let mut args = vec![];
+    if let Some(host) = host {
+        args.extend(["--host", host]);
+    }
+    args.extend(["run", "--rm", "--network", "none"]);
     if let Some(name) = name {
         args.extend(["--name", name]);
     }
