@@ -485,9 +485,8 @@ fn measure(
                 .attach()
                 .map_err(|e| e.to_string())?;
             let progs = link_prog(&link);
-            let exit: Vec<u32> = Vec::new();
             Run::of(
-                run_container(None, containers, &progs, &exit, |_| Ok(()))?,
+                run_container(None, containers, &progs, &[], |_| Ok(()))?,
                 host_loop,
                 None,
                 &progs,
@@ -507,9 +506,8 @@ fn measure(
                 .attach()
                 .map_err(|e| e.to_string())?;
             let progs = link_prog(&link);
-            let exit: Vec<u32> = Vec::new();
             let tasks = &skel.maps.tasks;
-            let c = run_container(None, containers, &progs, &exit, |id| {
+            let c = run_container(None, containers, &progs, &[], |id| {
                 // The original filled its task hash from cgroup_attach_task and fork events;
                 // here the container's init (the loop itself) is entered by hand.
                 let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?

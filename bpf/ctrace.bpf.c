@@ -53,14 +53,9 @@ static __always_inline struct ctrace_cgroup *current_state(struct pt_regs *regs,
 							   struct task_struct **taskp,
 							   __u64 **owner)
 {
-	struct ctrace_cgroup *st;
-
 	if (!use_task_cache) {
 		*taskp = bpf_get_current_task_btf();
-		st = state_of(*taskp, owner);
-		if (st)
-			catch_up(st);
-		return st;
+		return state_now(*taskp, owner);
 	}
 	struct task_cache_entry *e = cache_entry();
 	__u32 place;
@@ -71,12 +66,8 @@ static __always_inline struct ctrace_cgroup *current_state(struct pt_regs *regs,
 	}
 	if (place == PLACE_UNTRACKED)
 		return NULL;
-	if (place == PLACE_LOOKUP || use_cgrp_storage) {
-		st = state_of(bpf_get_current_task_btf(), owner);
-		if (st)
-			catch_up(st);
-		return st;
-	}
+	if (place == PLACE_LOOKUP || use_cgrp_storage)
+		return state_now(bpf_get_current_task_btf(), owner);
 	struct ctrace_slot *slot = slot_at(place);
 
 	*owner = &slot->cgroup_id;
@@ -194,10 +185,9 @@ static __always_inline void record_cap(void *ctx, const struct cred *cred, int c
 	if ((__u64)cred != (__u64)BPF_CORE_READ(task, real_cred))
 		return;
 	__u64 *owner;
-	struct ctrace_cgroup *st = state_of(task, &owner);
+	struct ctrace_cgroup *st = state_now(task, &owner);
 	if (!st)
 		return;
-	catch_up(st);
 	__u32 phase = st->phase_now;
 
 	if (phase >= CTRACE_PHASE_COUNT)

@@ -104,6 +104,16 @@ static __always_inline void catch_up(struct ctrace_cgroup *st)
 		word[i] = 0;
 }
 
+/* state_of(), caught up with the epoch. */
+static __always_inline struct ctrace_cgroup *state_now(struct task_struct *task, __u64 **owner)
+{
+	struct ctrace_cgroup *st = state_of(task, owner);
+
+	if (st)
+		catch_up(st);
+	return st;
+}
+
 /*
  * Sets `bit` in `*word`; sends an event only if this call set it first. `owner`, for state in
  * a slot, is the slot's cgroup id: a program that found the slot just before its cgroup let it

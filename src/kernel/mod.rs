@@ -155,13 +155,14 @@ fn leak_object() -> &'static mut MaybeUninit<OpenObject> {
 
 impl Kernel {
     /// Checks prerequisites, probes the kernel and loads the best programs it supports.
-    pub fn load(config: KernelConfig) -> Result<Kernel, KernelError> {
+    pub fn load(mut config: KernelConfig) -> Result<Kernel, KernelError> {
         probe::check_prerequisites()?;
         // libbpf's own messages (verifier logs) are long; show them only with --debug.
         let print: Option<(PrintLevel, libbpf_rs::PrintCallback)> =
             config.debug.then_some((PrintLevel::Info, libbpf_message));
         libbpf_rs::set_print(print);
         let features = probe::probe(config.state);
+        config.task_cache = config.task_cache && Self::task_cache_fits(&features);
         let mut tried = Vec::new();
         for source in &features.cap_sources {
             match Self::load_with(config, &features, *source) {
@@ -194,13 +195,7 @@ impl Kernel {
         rodata.slot_mask = config.slots.clamp(1, MAX_SLOTS).next_power_of_two() - 1;
         let slot_mask = rodata.slot_mask;
         rodata.debug = config.debug;
-        if config.task_cache && !features.task_cache {
-            eprintln!(
-                "ctrace: this kernel lacks bpf_rdonly_cast or the cgroup_attach_task \
-                 tracepoint: syscalls find their container with a helper call each"
-            );
-        }
-        let task_cache = config.task_cache && features.task_cache && Self::task_cache_fits();
+        let task_cache = config.task_cache;
         rodata.use_task_cache = task_cache;
         for (slot, (start, end)) in rodata
             .noaudit_ranges
@@ -294,16 +289,19 @@ impl Kernel {
         &self.skel.maps.events
     }
 
-    /// One cache entry per possible CPU (bpf/task_cache.h).
-    fn task_cache_fits() -> bool {
+    /// Whether this kernel and machine can use the placement cache (bpf/task_cache.h): the
+    /// kfunc and tracepoint it needs, and one entry per possible CPU.
+    fn task_cache_fits(features: &Features) -> bool {
         let cpus = libbpf_rs::num_possible_cpus().unwrap_or(usize::MAX);
-        if cpus > TASK_CACHE_CPUS {
-            eprintln!(
-                "ctrace: {cpus} possible CPUs, the placement cache has {TASK_CACHE_CPUS}: \
-                 syscalls find their container with a helper call each"
-            );
-        }
-        cpus <= TASK_CACHE_CPUS
+        let why = if !features.task_cache {
+            "this kernel lacks bpf_rdonly_cast or the cgroup_attach_task tracepoint".to_string()
+        } else if cpus > TASK_CACHE_CPUS {
+            format!("{cpus} possible CPUs, the placement cache has {TASK_CACHE_CPUS}")
+        } else {
+            return true;
+        };
+        eprintln!("ctrace: {why}: syscalls find their container with a helper call each");
+        false
     }
 
     /// The placement cache needs to see every cgroup migration. Without the hook it stays
