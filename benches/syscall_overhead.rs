@@ -8,7 +8,8 @@
 //!      container id string and the syscall number), the container in its task hash
 //!   f  the daemon with no container traced (the syscall program must be detached)
 //!   c′ d′  c and d with ctrace's kernel object driven in-process (no label, no daemon)
-//!   c″ c′ with the per-CPU placement cache off (bpf/task_cache.h), for comparison
+//!   c″ c′ with the per-CPU placement cache off (bpf/task_cache.h): ctrace's other syscall
+//!      program, the helper path on every call (what kernels without the cache run)
 //!
 //! For the daemon and c′/d′ it also reports the task-exit program the cache needs: runs per
 //! second and ns per run.

@@ -43,55 +43,50 @@ static __always_inline bool installs_filter(struct pt_regs *regs, __u64 nr)
 	return false;
 }
 
-/*
- * The running task's state, caught up with the epoch, found without a helper call when its
- * CPU's cache entry is its own and valid (task_cache.h); NULL if its cgroup is not tracked.
- * `regs`: the syscall's pt_regs, the task's key in the cache. `*taskp` is
- * the task, for reading only; `*owner` as for state_of().
- */
-static __always_inline struct ctrace_cgroup *current_state(struct pt_regs *regs,
-							   struct task_struct **taskp,
-							   __u64 **owner)
+/* The ABI of this syscall; `*nr` becomes its number in that ABI's table. */
+static __always_inline __u8 syscall_abi(struct task_struct *task, __u64 *nr)
 {
-	if (!use_task_cache) {
-		*taskp = bpf_get_current_task_btf();
-		return state_now(*taskp, owner);
+	if (task->thread_info.status & TS_COMPAT)
+		return CTRACE_ABI_I386;
+	if (*nr & X32_SYSCALL_BIT) {
+		*nr &= ~X32_SYSCALL_BIT;
+		return CTRACE_ABI_X32;
 	}
-	struct task_cache_entry *e = cache_entry();
-	__u32 place;
+	return CTRACE_ABI_X86_64;
+}
 
-	if (!cache_lookup(e, regs, &place, taskp)) {
-		*taskp = bpf_get_current_task_btf();
-		place = cache_fill(e, *taskp, regs);
-	}
+/*
+ * The running task's state, caught up with the epoch, found from its placement (task_cache.h),
+ * or NULL if its cgroup is not tracked. `task` is the current task; `*owner` as for state_of().
+ */
+static __always_inline struct ctrace_cgroup *state_placed(__u32 place, struct task_struct *task,
+							  __u64 **owner)
+{
 	if (place == PLACE_UNTRACKED)
 		return NULL;
-	if (place == PLACE_LOOKUP || use_cgrp_storage)
-		return state_now(bpf_get_current_task_btf(), owner);
+	if (place == PLACE_LOOKUP)
+		return state_now(task, owner);
 	struct ctrace_slot *slot = slot_at(place);
 
 	*owner = &slot->cgroup_id;
 	return &slot->state;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
+/*
+ * Everything a syscall may have to do: send a first sighting, notice the runtime installing
+ * its filter. `place`: where the task's state is (PLACE_LOOKUP: find it the slow way).
+ */
+static __always_inline int record_syscall(struct pt_regs *regs, long id, __u32 place)
 {
-	struct task_struct *task;
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 *owner;
-	struct ctrace_cgroup *st = current_state(regs, &task, &owner);
+	struct ctrace_cgroup *st = state_placed(place, task, &owner);
 	if (!st)
 		return 0;
 
 	__u64 nr = (__u64)id;
-	__u8 abi = CTRACE_ABI_X86_64;
+	__u8 abi = syscall_abi(task, &nr);
 
-	if (task->thread_info.status & TS_COMPAT) {
-		abi = CTRACE_ABI_I386;
-	} else if (nr & X32_SYSCALL_BIT) {
-		abi = CTRACE_ABI_X32;
-		nr &= ~X32_SYSCALL_BIT;
-	}
 	if (nr >= CTRACE_SYSCALL_MAX)
 		return 0;
 
@@ -105,6 +100,61 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 	if (phase == CTRACE_PHASE_RUNTIME && abi == CTRACE_ABI_X86_64 && installs_filter(regs, nr))
 		st->phase_now = CTRACE_PHASE_RUNTIME_FILTERED;
 	return 0;
+}
+
+/* Out of line, so that the placement cache's fast path keeps nothing across helper calls. */
+static __noinline int record_syscall_out_of_line(struct pt_regs *regs, long id, __u32 place)
+{
+	return record_syscall(regs, id, place);
+}
+
+/*
+ * Was this syscall's bit already set, outside the runtime's set-up? Then record_syscall()
+ * would do nothing. `place`: a slot index; `task`: the current task, for reading only.
+ */
+static __always_inline bool seen_before(__u32 place, struct task_struct *task, long id)
+{
+	struct ctrace_cgroup *st = &slot_at(place)->state;
+	__u32 phase = st->phase_now;
+	__u64 nr = (__u64)id;
+	__u8 abi = syscall_abi(task, &nr);
+
+	if (phase == CTRACE_PHASE_RUNTIME || phase >= CTRACE_PHASE_COUNT ||
+	    nr >= CTRACE_SYSCALL_MAX)
+		return false;
+	return *(volatile __u64 *)&st->phase[phase]
+			.syscalls[abi][(nr / 64) & (CTRACE_SYSCALL_WORDS - 1)] &
+	       (1ULL << (nr & 63));
+}
+
+/*
+ * With the placement cache (task_cache.h). Nearly every syscall ends on the fast path: its
+ * CPU's entry is the task's and valid, and says "untracked", or the bit is already set. A
+ * miss takes the helper and fills the entry.
+ */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
+{
+	struct task_cache_entry *e = cache_entry();
+	struct task_struct *task;
+	__u32 place;
+
+	if (!cache_lookup(e, regs, &place, &task)) {
+		task = bpf_get_current_task_btf();
+		place = cache_fill(e, task, regs);
+	}
+	if (place == PLACE_UNTRACKED)
+		return 0;
+	if (place != PLACE_LOOKUP && seen_before(place, task, id))
+		return 0;
+	return record_syscall_out_of_line(regs, id, place);
+}
+
+/* Without it (--no-task-cache, or a kernel that cannot have it): the helper path every call. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ctrace_sys_enter_helper, struct pt_regs *regs, long id)
+{
+	return record_syscall(regs, id, PLACE_LOOKUP);
 }
 
 /* An exec through a file descriptor: runc re-executing its own sealed copy (runc init). */

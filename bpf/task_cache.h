@@ -18,7 +18,8 @@
  *     a running task's css_set before the cgroup_attach_task tracepoint fires).
  *
  * A miss (another task ran a syscall on this CPU since, or a check failed) takes the helper
- * path and refills the entry. Nothing runs at context switches.
+ * path and refills the entry. Nothing runs at context switches. The syscall program's fast
+ * path (ctrace.bpf.c) is a lookup here and one bit test; everything else runs out of line.
  *
  * The generation is bumped after every migration (a css_set's address can be reused), at
  * every task exit, when userspace tracks a cgroup or starts an epoch, and around every release
@@ -36,9 +37,6 @@
 #define TASK_CACHE_CPUS 1024 /* more CPUs than this: userspace turns the cache off */
 #define PLACE_UNTRACKED 0xffffffffU
 #define PLACE_LOOKUP 0xfffffffeU /* hash or local storage: state_of() finds it */
-
-/* Off (userspace: --no-task-cache, or an unfit kernel): every syscall uses state_of(). */
-const volatile bool use_task_cache = false;
 
 /* One cache line per CPU. */
 struct task_cache_entry {

@@ -1,7 +1,7 @@
 //! Tasks that enter a traced container's cgroup after it started: `docker exec`, and a
 //! running process moved in by a write to cgroup.procs. The syscall program finds a task's
-//! container through a per-CPU cache filled at context switches (bpf/task_cache.h); a move
-//! changes a running task's cgroup without one, and its very next call must still count.
+//! container through a per-CPU cache keyed by the task's pt_regs (bpf/task_cache.h); a move
+//! changes a running task's cgroup under a valid entry, and its very next call must count.
 //! Root and a real dockerd; in CI a missing environment fails.
 
 mod common;

@@ -225,6 +225,34 @@ fn i386_binary_is_recorded_under_its_own_abi() {
     assert_eq!(rows, vec![vec!["i386".to_string(), "39".to_string()]]);
 }
 
+/// The syscall program's fast path tests a bit in the table of the call's own ABI: i386 calls
+/// after native calls with the same numbers (getpid/mkdir 39, stat/write 4, write/exit 1)
+/// are first sightings.
+#[test]
+fn i386_calls_after_native_ones_with_the_same_numbers_are_recorded() {
+    let Some(_env) = root_env() else { return };
+    common::build_i386_image("ctrace-test/i386");
+    let daemon = Daemon::start(&[]);
+    let name = unique("native-then-i386");
+    assert_eq!(
+        run_container(Some(&name), "ctrace-test/i386", &["/native-then-i386"]),
+        "ok\n"
+    );
+    // Its last call: the Tracefile is complete once it is there (or never, if lost).
+    let text = daemon.wait_tracefile(&name, |t| {
+        section(t, "SYSCALLS:i386").iter().any(|c| c == "exit")
+    });
+    let native = set(section(&text, "SYSCALLS"));
+    for call in ["getpid", "stat", "write", "execve"] {
+        assert!(native.contains(call), "{call}: {text}");
+    }
+    assert_eq!(
+        set(section(&text, "SYSCALLS:i386")),
+        set(vec!["mkdir".into(), "write".into(), "exit".into()]),
+        "{text}"
+    );
+}
+
 #[test]
 fn hostile_label_is_refused_and_tracing_goes_on() {
     let Some(_env) = root_env() else { return };
@@ -472,6 +500,24 @@ fn cgroup_local_storage_backend_records_the_same() {
     let name = unique("storage");
     run_container(Some(&name), IMAGE, &["sh", "-c", BACKEND_SCRIPT]);
     check_backend_trace(&daemon, &name);
+}
+
+/// Kernels that cannot have the placement cache load another syscall program
+/// (`ctrace_sys_enter_helper`); `--no-task-cache` forces it here, with both state backends.
+#[test]
+fn without_the_placement_cache_records_the_same() {
+    let Some(_env) = root_env() else { return };
+    for state in ["slots", "storage"] {
+        let daemon = Daemon::start(&["--no-task-cache", "--cgroup-state", state]);
+        assert!(
+            !daemon.stderr().contains("placement cache"),
+            "{}",
+            daemon.stderr()
+        );
+        let name = unique(&format!("nocache-{state}"));
+        run_container(Some(&name), IMAGE, &["sh", "-c", BACKEND_SCRIPT]);
+        check_backend_trace(&daemon, &name);
+    }
 }
 
 #[test]

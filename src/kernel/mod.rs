@@ -196,7 +196,6 @@ impl Kernel {
         let slot_mask = rodata.slot_mask;
         rodata.debug = config.debug;
         let task_cache = config.task_cache;
-        rodata.use_task_cache = task_cache;
         for (slot, (start, end)) in rodata
             .noaudit_ranges
             .iter_mut()
@@ -216,6 +215,8 @@ impl Kernel {
                 .set_autocreate(false)
                 .map_err(KernelError::Load)?;
         }
+        open.progs.ctrace_sys_enter.set_autoload(task_cache);
+        open.progs.ctrace_sys_enter_helper.set_autoload(!task_cache);
         open.progs.ctrace_migrated.set_autoload(task_cache);
         open.progs.ctrace_exited.set_autoload(task_cache);
         open.progs
@@ -354,7 +355,11 @@ impl Kernel {
             None => None,
         };
         Ok(SyscallLinks {
-            sys_enter: attach(&self.skel.progs.ctrace_sys_enter, "tp_btf/sys_enter")?,
+            sys_enter: if self.task_cache.is_some() {
+                attach(&self.skel.progs.ctrace_sys_enter, "tp_btf/sys_enter")?
+            } else {
+                attach(&self.skel.progs.ctrace_sys_enter_helper, "tp_btf/sys_enter")?
+            },
             task_exit,
         })
     }

@@ -378,6 +378,35 @@ dir: .asciz "/i386dir"
 msg: .ascii "ok\n"
 "#;
 
+/// A static x86_64 program that makes the native calls with i386's numbers of /prog32's calls
+/// (getpid 39, stat 4, write 1), then execs /prog32: in one task, the same numbers in two ABIs.
+const NATIVE_THEN_I386_ASM: &str = r#"
+    .globl _start
+    .text
+_start:
+    movl $39, %eax
+    syscall
+    movl $4, %eax
+    xorl %edi, %edi
+    syscall
+    movl $1, %eax
+    movl $1, %edi
+    leaq path(%rip), %rsi
+    xorl %edx, %edx
+    syscall
+    movl $59, %eax
+    leaq path(%rip), %rdi
+    leaq argv(%rip), %rsi
+    xorl %edx, %edx
+    syscall
+    movl $60, %eax
+    movl $1, %edi
+    syscall
+    .data
+path: .asciz "/prog32"
+argv: .quad path, 0
+"#;
+
 /// Assembles and links `asm` into `dir/name` with binutils (`as`, `ld`, their extra flags).
 pub fn assemble(
     dir: &Path,
@@ -421,8 +450,19 @@ pub fn build_i386_image(tag: &str) {
         &["--32"],
         &["-m", "elf_i386"],
     );
+    let native = assemble(
+        dir.path(),
+        "native-then-i386",
+        NATIVE_THEN_I386_ASM,
+        &[],
+        &[],
+    );
     import_image(
         tag,
-        &[(Path::new("/bin/busybox"), "bin/busybox"), (&bin, "prog32")],
+        &[
+            (Path::new("/bin/busybox"), "bin/busybox"),
+            (&bin, "prog32"),
+            (&native, "native-then-i386"),
+        ],
     );
 }
