@@ -200,39 +200,29 @@ fn container_started_before_the_daemon_is_traced() {
     );
 }
 
+/// Then the same i386 calls after native calls with the same numbers (getpid/mkdir 39,
+/// stat/write 4, write/exit 1), in one task: the syscall program's fast path must test the
+/// table of the call's own ABI, or they are not first sightings.
 #[test]
 fn i386_binary_is_recorded_under_its_own_abi() {
     let Some(_env) = root_env() else { return };
     common::build_i386_image("ctrace-test/i386");
     let daemon = Daemon::start(&[]);
+    let i386_set = || set(vec!["mkdir".into(), "write".into(), "exit".into()]);
     let name = unique("i386");
     assert_eq!(
         run_container(Some(&name), "ctrace-test/i386", &["/prog32"]),
         "ok\n"
     );
     let text = daemon.wait_tracefile(&name, |t| t.contains("SYSCALLS:i386"));
-    let i386 = set(section(&text, "SYSCALLS:i386"));
-    assert_eq!(
-        i386,
-        set(vec!["mkdir".into(), "write".into(), "exit".into()]),
-        "{text}"
-    );
+    assert_eq!(set(section(&text, "SYSCALLS:i386")), i386_set(), "{text}");
     // The entrypoint's execve belongs to the runtime; the program made no native call.
     assert!(section(&text, "SYSCALLS").is_empty(), "{text}");
     let rows = daemon.query(&format!(
         "SELECT abi, nr FROM sighting_details WHERE tracefile = '{name}' AND name = 'mkdir' AND init = 0"
     ));
     assert_eq!(rows, vec![vec!["i386".to_string(), "39".to_string()]]);
-}
 
-/// The syscall program's fast path tests a bit in the table of the call's own ABI: i386 calls
-/// after native calls with the same numbers (getpid/mkdir 39, stat/write 4, write/exit 1)
-/// are first sightings.
-#[test]
-fn i386_calls_after_native_ones_with_the_same_numbers_are_recorded() {
-    let Some(_env) = root_env() else { return };
-    common::build_i386_image("ctrace-test/i386");
-    let daemon = Daemon::start(&[]);
     let name = unique("native-then-i386");
     assert_eq!(
         run_container(Some(&name), "ctrace-test/i386", &["/native-then-i386"]),
@@ -246,11 +236,7 @@ fn i386_calls_after_native_ones_with_the_same_numbers_are_recorded() {
     for call in ["getpid", "stat", "write", "execve"] {
         assert!(native.contains(call), "{call}: {text}");
     }
-    assert_eq!(
-        set(section(&text, "SYSCALLS:i386")),
-        set(vec!["mkdir".into(), "write".into(), "exit".into()]),
-        "{text}"
-    );
+    assert_eq!(set(section(&text, "SYSCALLS:i386")), i386_set(), "{text}");
 }
 
 #[test]
