@@ -33,6 +33,8 @@
 //! statistics (and the repeated loops) and leaves the sysctl alone.
 //!
 //! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3) sets the rounds.
+//! `CTRACE_BENCH_LOOP=pingpong` times pipe round trips between two processes on one CPU
+//! instead: the placement cache's worst case, where every other syscall misses its entry.
 
 mod common;
 
@@ -66,7 +68,47 @@ const LABEL: &str = "ctrace.tracefile=bench-overhead";
 /// detaches the syscall program when nothing is left) within it.
 const WARMUP_MS: &str = "700";
 const CHUNKS: &str = "25";
-const ITERATIONS: &str = "100000";
+
+/// What the loop times: `CTRACE_BENCH_LOOP=pingpong` swaps the getppid loop for pipe round
+/// trips with a child on the same CPU (two tasks taking turns: the placement cache's worst
+/// case, every other syscall a miss).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    Getppid,
+    PingPong,
+}
+
+impl Workload {
+    fn get() -> Workload {
+        match std::env::var("CTRACE_BENCH_LOOP").as_deref() {
+            Ok("pingpong") => Workload::PingPong,
+            _ => Workload::Getppid,
+        }
+    }
+
+    /// The loop program's mode argument.
+    fn arg(self) -> &'static str {
+        match self {
+            Workload::Getppid => "getppid",
+            Workload::PingPong => "pingpong",
+        }
+    }
+
+    fn iterations(self) -> &'static str {
+        match self {
+            Workload::Getppid => "100000",
+            Workload::PingPong => "5000",
+        }
+    }
+
+    /// What one iteration is, for the output.
+    fn unit(self) -> &'static str {
+        match self {
+            Workload::Getppid => "getppid",
+            Workload::PingPong => "round trip (4 syscalls, 2 switches)",
+        }
+    }
+}
 /// Container and host loop pinned to one CPU: fewer migrations, less noise on 2 cores.
 const CPU: &str = "1";
 /// How long to wait for other ctrace daemons on this machine to go away before starting.
@@ -253,9 +295,9 @@ impl ProgWindow {
     }
 }
 
-/// getppid calls per loop run.
+/// Iterations per loop run: at least one syscall each.
 fn loop_calls() -> u64 {
-    CHUNKS.parse::<u64>().unwrap_or(0) * ITERATIONS.parse::<u64>().unwrap_or(0)
+    CHUNKS.parse::<u64>().unwrap_or(0) * Workload::get().iterations().parse::<u64>().unwrap_or(0)
 }
 
 /// The id of the program behind a link.
@@ -327,8 +369,10 @@ fn run() -> Result<(), String> {
     }
     println!(
         "{BENCH}: {rounds} rounds × {} variants; each run = median of {CHUNKS} chunks of \
-         {ITERATIONS} getppid calls, pinned to CPU {CPU}",
-        ALL.len()
+         {} × {}, pinned to CPU {CPU}",
+        ALL.len(),
+        Workload::get().iterations(),
+        Workload::get().unit()
     );
     let mut samples: BTreeMap<Variant, Samples> = BTreeMap::new();
     for round in 0..rounds {
@@ -657,7 +701,15 @@ fn container_loop<T>(
     if let Some(l) = label {
         args.extend(["--label", l]);
     }
-    args.extend([IMAGE, "/getppid_loop", WARMUP_MS, CHUNKS, ITERATIONS]);
+    let w = Workload::get();
+    args.extend([
+        IMAGE,
+        "/getppid_loop",
+        WARMUP_MS,
+        CHUNKS,
+        w.iterations(),
+        w.arg(),
+    ]);
     let id = common::docker(&args)?;
     containers.0.push(id.clone());
     started(&id)?;
@@ -688,7 +740,12 @@ fn run_host(host_loop: &Path) -> Result<f64, String> {
     let out = Command::new("taskset")
         .args(["-c", CPU])
         .arg(host_loop)
-        .args(["0", CHUNKS, ITERATIONS])
+        .args([
+            "0",
+            CHUNKS,
+            Workload::get().iterations(),
+            Workload::get().arg(),
+        ])
         .output()
         .map_err(|e| format!("running the host loop: {e}"))?;
     parse_chunks(&String::from_utf8_lossy(&out.stdout))
@@ -707,7 +764,8 @@ fn parse_chunks(out: &str) -> Result<f64, String> {
 
 fn report(samples: &BTreeMap<Variant, Samples>) {
     println!(
-        "\n{BENCH}: ns per getppid (median over rounds; [min – max]; spread = (max−min)/median)"
+        "\n{BENCH}: ns per {} (median over rounds; [min – max]; spread = (max−min)/median)",
+        Workload::get().unit()
     );
     for where_ in ["container", "host"] {
         println!("  {where_}:");
@@ -730,6 +788,14 @@ fn report(samples: &BTreeMap<Variant, Samples>) {
                 }
             );
         }
+    }
+    if Workload::get() == Workload::PingPong {
+        println!(
+            "  no ratios: a round trip's two context switches vary by a microsecond, which hides \
+             the tens of ns a program adds; read the bpf_stats per run below"
+        );
+        report_bpf_stats(samples);
+        return;
     }
     let get = |v: Variant, host: bool| {
         samples.get(&v).map(|s| {
@@ -898,9 +964,17 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
             .collect();
         Some((common::median(&x) - pb_med, common::median(&per_round)))
     };
+    // Ping-pong: the timed floor is noise, so only the differences are shown.
+    let estimates = Workload::get() == Workload::Getppid;
     println!(
-        "  above the empty program, container window (prog_x − prog_b; prog_b = {pb_med:.1} ns), \
-         and 1 + (prog_x − prog_b)/(b − a) with the timed floor b − a = {floor:.1} ns:"
+        "  above the empty program, container window (prog_x − prog_b; prog_b = {pb_med:.1} ns){}",
+        if estimates {
+            format!(
+                ", and 1 + (prog_x − prog_b)/(b − a) with the timed floor b − a = {floor:.1} ns:"
+            )
+        } else {
+            ":".to_string()
+        }
     );
     for (v, name, target) in [
         (Variant::C, "c ", "target ≤ 1.2"),
@@ -921,17 +995,20 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
         let Some((med, per_round)) = above(v) else {
             continue;
         };
-        println!(
-            "    prog_{name} − prog_b = {med:6.1} ns ({per_round:6.1} median per round)   \
-             est. ({name} − a)/(b − a) = {:5.2}   ({target})",
-            1.0 + med / floor
-        );
+        print!("    prog_{name} − prog_b = {med:6.1} ns ({per_round:6.1} median per round)");
+        if estimates {
+            print!(
+                "   est. ({name} − a)/(b − a) = {:5.2}   ({target})",
+                1.0 + med / floor
+            );
+        }
+        println!();
     }
-    let Some((de, _)) = above(Variant::E) else {
-        return;
-    };
+    let de = above(Variant::E).filter(|_| estimates).map(|(de, _)| de);
     for (v, name) in [(Variant::C, "c"), (Variant::G, "c'")] {
-        let Some((dx, _)) = above(v) else { continue };
+        let (Some(de), Some((dx, _))) = (de, above(v)) else {
+            continue;
+        };
         println!(
             "    (prog_{name} − prog_b)/(prog_e − prog_b) = {:5.2} (bodies only)   \
              est. ({name} − a)/(e − a) = (b − a + prog_{name} − prog_b)/(b − a + prog_e − prog_b) \
