@@ -32,11 +32,18 @@
 //! value is restored at the end, also on errors. `CTRACE_BENCH_BPF_STATS=0` skips the
 //! statistics (and the repeated loops) and leaves the sysctl alone.
 //!
+//! Quiet chunks (syscall_overhead/quiet.rs): on a shared machine a busy neighbour slows the
+//! loop's CPU by about 20% for seconds at a time. The loop also times a fixed userspace spin
+//! after every chunk; the ratios are printed again from the chunks whose spin ran within 5% of
+//! the fastest, and the bpf_stats estimates use that quiet floor when there is one.
+//!
 //! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3) sets the rounds.
 //! `CTRACE_BENCH_LOOP=pingpong` times pipe round trips between two processes on one CPU
 //! instead: the placement cache's worst case, where every other syscall misses its entry.
 
 mod common;
+#[path = "syscall_overhead/quiet.rs"]
+mod quiet;
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
@@ -170,6 +177,9 @@ impl Variant {
 struct Samples {
     container: Vec<f64>,
     host: Vec<f64>,
+    /// Every run's chunks, for the quiet figures (quiet.rs).
+    container_chunks: Vec<Vec<quiet::Chunk>>,
+    host_chunks: Vec<Vec<quiet::Chunk>>,
     /// bpf_stats over the container loop's window and over the host loop, one per round.
     prog_container: Vec<ProgWindow>,
     prog_host: Vec<ProgWindow>,
@@ -398,11 +408,14 @@ fn run() -> Result<(), String> {
                 .unwrap_or_default();
             line.push_str(&format!(
                 " {v:?}={:.1}/{:.1}{prog}{flag}",
-                run.container, run.host
+                quiet::median_ns(&run.container_chunks),
+                quiet::median_ns(&run.host_chunks)
             ));
             let s = samples.entry(v).or_default();
-            s.container.push(run.container);
-            s.host.push(run.host);
+            s.container.push(quiet::median_ns(&run.container_chunks));
+            s.host.push(quiet::median_ns(&run.host_chunks));
+            s.container_chunks.push(run.container_chunks);
+            s.host_chunks.push(run.host_chunks);
             s.prog_container.push(run.prog_container);
             s.prog_host.push(run.prog_host);
             s.task_exit.push(run.task_exit);
@@ -423,8 +436,8 @@ fn run() -> Result<(), String> {
 /// One run of a variant: ns per call in the container and on the host, and what else was
 /// attached meanwhile.
 struct Run {
-    container: f64,
-    host: f64,
+    container_chunks: Vec<quiet::Chunk>,
+    host_chunks: Vec<quiet::Chunk>,
     /// bpf_stats of the variant's own sys_enter program(s), over a second container loop and
     /// a second host loop run with the statistics on.
     prog_container: ProgWindow,
@@ -451,8 +464,8 @@ impl Run {
         };
         let links = timed.monitor.max();
         Ok(Run {
-            container: timed.ns,
-            host: host?,
+            container_chunks: timed.chunks,
+            host_chunks: host?,
             prog_container: timed.prog,
             prog_host,
             task_exit: timed.task_exit,
@@ -464,8 +477,7 @@ impl Run {
 
 /// The container loop's result.
 struct Timed {
-    /// Median ns per call.
-    ns: f64,
+    chunks: Vec<quiet::Chunk>,
     monitor: common::LinkMonitor,
     /// bpf_stats of the variant's programs over a second loop, from its start to its exit.
     prog: ProgWindow,
@@ -660,7 +672,7 @@ fn run_container(
     exit: &[u32],
     started: impl Fn(&str) -> Result<(), String>,
 ) -> Result<Timed, String> {
-    let (ns, monitor) = container_loop(label, containers, &started, true, |wait| {
+    let (chunks, monitor) = container_loop(label, containers, &started, true, |wait| {
         // Sample attached sys_enter programs only once the loop measures.
         let monitor = common::LinkMonitor::start();
         wait().map(|()| monitor)
@@ -681,7 +693,7 @@ fn run_container(
         Default::default()
     };
     Ok(Timed {
-        ns,
+        chunks,
         monitor,
         prog,
         task_exit,
@@ -696,7 +708,7 @@ fn container_loop<T>(
     started: &impl Fn(&str) -> Result<(), String>,
     settle: bool,
     during: impl FnOnce(&dyn Fn() -> Result<(), String>) -> Result<T, String>,
-) -> Result<(f64, T), String> {
+) -> Result<(Vec<quiet::Chunk>, T), String> {
     let mut args = vec!["run", "-d", "--network", "none", "--cpuset-cpus", CPU];
     if let Some(l) = label {
         args.extend(["--label", l]);
@@ -733,10 +745,10 @@ fn container_loop<T>(
     if code.as_deref() != Some("0") {
         return Err(format!("loop container exited with {code:?}: {out}"));
     }
-    Ok((parse_chunks(&out)?, during))
+    Ok((quiet::parse(&out)?, during))
 }
 
-fn run_host(host_loop: &Path) -> Result<f64, String> {
+fn run_host(host_loop: &Path) -> Result<Vec<quiet::Chunk>, String> {
     let out = Command::new("taskset")
         .args(["-c", CPU])
         .arg(host_loop)
@@ -748,18 +760,7 @@ fn run_host(host_loop: &Path) -> Result<f64, String> {
         ])
         .output()
         .map_err(|e| format!("running the host loop: {e}"))?;
-    parse_chunks(&String::from_utf8_lossy(&out.stdout))
-}
-
-fn parse_chunks(out: &str) -> Result<f64, String> {
-    let chunks: Vec<f64> = out
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    if chunks.is_empty() {
-        return Err(format!("no timings in loop output `{out}`"));
-    }
-    Ok(common::median(&chunks))
+    quiet::parse(&String::from_utf8_lossy(&out.stdout))
 }
 
 fn report(samples: &BTreeMap<Variant, Samples>) {
@@ -797,71 +798,154 @@ fn report(samples: &BTreeMap<Variant, Samples>) {
         report_bpf_stats(samples);
         return;
     }
-    let get = |v: Variant, host: bool| {
-        samples.get(&v).map(|s| {
-            if host {
-                s.host.clone()
-            } else {
-                s.container.clone()
-            }
-        })
-    };
     for host in [false, true] {
-        let (Some(a), Some(b)) = (get(Variant::A, host), get(Variant::B, host)) else {
-            return;
-        };
-        let (ma, mb) = (common::median(&a), common::median(&b));
-        println!(
-            "  ratios, {} (floor b − a = {:.1} ns):",
+        print_ratios(
             if host {
                 "host loop"
             } else {
                 "in the container"
             },
-            mb - ma
+            |v| {
+                samples.get(&v).map(|s| {
+                    let x = if host { &s.host } else { &s.container };
+                    x.iter().copied().map(Some).collect()
+                })
+            },
         );
-        for (v, target) in [
-            (Variant::C, "target ≤ 1.2"),
-            (Variant::D, "target ≤ 1.2"),
-            (Variant::G, "c' target ≤ 1.2"),
-            (Variant::H, "d' target ≤ 1.2"),
-            (Variant::I, "c' without the placement cache, for comparison"),
-            (Variant::E, "c should be ≤ 0.5 × this"),
-        ] {
-            let Some(x) = get(v, host) else { continue };
-            let per_round: Vec<f64> = x
-                .iter()
-                .zip(a.iter().zip(&b))
-                .map(|(x, (a, b))| (x - a) / (b - a))
-                .collect();
-            println!(
-                "    ({v:?} − a)/(b − a) = {:5.2} from medians, {:5.2} median per round   ({target})",
-                (common::median(&x) - ma) / (mb - ma),
-                common::median(&per_round)
-            );
-        }
-        for (v, name) in [(Variant::C, "c"), (Variant::G, "c'")] {
-            if let (Some(c), Some(e)) = (get(v, host), get(Variant::E, host)) {
-                println!(
-                    "    ({name} − a)/(e − a) = {:5.2}   (target ≤ 0.5)",
-                    (common::median(&c) - ma) / (common::median(&e) - ma)
-                );
-            }
-        }
-        if let Some(f) = get(Variant::F, host) {
-            let per_round: Vec<f64> = f.iter().zip(&a).map(|(f, a)| f / a).collect();
-            println!(
-                "    f / a = {:5.3} from medians, {:5.3} median per round   (target ≤ 1.02)",
-                common::median(&f) / ma,
-                common::median(&per_round)
-            );
-        }
     }
+    report_quiet(samples);
     report_bpf_stats(samples);
 }
 
 /// The kernel's per-program statistics beside the timings: mean ns per program run, the cost
 /// above the empty program, and the timed ratios estimated from them.
+/// The target ratios from per-round figures (`get`: one per round, None where a round has
+/// none). Medians over the figures there are; per-round ratios over the rounds that have all
+/// the figures involved.
+fn print_ratios(title: &str, get: impl Fn(Variant) -> Option<Vec<Option<f64>>>) {
+    let med = |x: &[Option<f64>]| {
+        let v: Vec<f64> = x.iter().flatten().copied().collect();
+        (!v.is_empty()).then(|| common::median(&v))
+    };
+    let (Some(a), Some(b)) = (get(Variant::A), get(Variant::B)) else {
+        return;
+    };
+    let (Some(ma), Some(mb)) = (med(&a), med(&b)) else {
+        return;
+    };
+    let per_round = |x: &[Option<f64>], f: &dyn Fn(f64, f64, f64) -> f64| {
+        let r: Vec<f64> = x
+            .iter()
+            .zip(a.iter().zip(&b))
+            .filter_map(|(x, (a, b))| Some(f((*x)?, (*a)?, (*b)?)))
+            .collect();
+        if r.is_empty() {
+            "  n/a".to_string()
+        } else {
+            format!("{:5.2}", common::median(&r))
+        }
+    };
+    println!("  ratios, {title} (floor b − a = {:.1} ns):", mb - ma);
+    for (v, target) in [
+        (Variant::C, "target ≤ 1.2"),
+        (Variant::D, "target ≤ 1.2"),
+        (Variant::G, "c' target ≤ 1.2"),
+        (Variant::H, "d' target ≤ 1.2"),
+        (Variant::I, "c' without the placement cache, for comparison"),
+        (Variant::E, "c should be ≤ 0.5 × this"),
+    ] {
+        let Some(x) = get(v) else { continue };
+        let Some(mx) = med(&x) else { continue };
+        println!(
+            "    ({v:?} − a)/(b − a) = {:5.2} from medians, {} median per round   ({target})",
+            (mx - ma) / (mb - ma),
+            per_round(&x, &|x, a, b| (x - a) / (b - a))
+        );
+    }
+    for (v, name) in [(Variant::C, "c"), (Variant::G, "c'")] {
+        if let (Some(mc), Some(me)) = (
+            get(v).and_then(|c| med(&c)),
+            get(Variant::E).and_then(|e| med(&e)),
+        ) {
+            println!(
+                "    ({name} − a)/(e − a) = {:5.2}   (target ≤ 0.5)",
+                (mc - ma) / (me - ma)
+            );
+        }
+    }
+    if let Some(f) = get(Variant::F) {
+        if let Some(mf) = med(&f) {
+            println!(
+                "    f / a = {:5.3} from medians, {} median per round   (target ≤ 1.02)",
+                mf / ma,
+                per_round(&f, &|f, a, _| f / a)
+            );
+        }
+    }
+}
+
+/// The container loop's floor b − a from quiet chunks (medians over rounds), if a and b have
+/// quiet figures.
+fn quiet_floor(samples: &BTreeMap<Variant, Samples>) -> Option<f64> {
+    let all = samples
+        .values()
+        .flat_map(|s| s.container_chunks.iter().chain(&s.host_chunks));
+    let fastest = quiet::fastest_spin(all)?;
+    let quiet_median = |v: Variant| {
+        let (m, _, _) = quiet::quiet_medians(&samples.get(&v)?.container_chunks, fastest);
+        let m: Vec<f64> = m.into_iter().flatten().collect();
+        (!m.is_empty()).then(|| common::median(&m))
+    };
+    Some(quiet_median(Variant::B)? - quiet_median(Variant::A)?)
+}
+
+/// The ratios again from quiet chunks only (quiet.rs): chunks whose userspace spin ran within
+/// a few percent of the fastest seen, so that a busy neighbour cannot decide a ratio.
+fn report_quiet(samples: &BTreeMap<Variant, Samples>) {
+    let all = samples
+        .values()
+        .flat_map(|s| s.container_chunks.iter().chain(&s.host_chunks));
+    let Some(fastest) = quiet::fastest_spin(all) else {
+        return;
+    };
+    for host in [false, true] {
+        let (mut quiet_chunks, mut chunks) = (0, 0);
+        let medians: BTreeMap<Variant, Vec<Option<f64>>> = samples
+            .iter()
+            .map(|(v, s)| {
+                let runs = if host {
+                    &s.host_chunks
+                } else {
+                    &s.container_chunks
+                };
+                let (m, q, n) = quiet::quiet_medians(runs, fastest);
+                quiet_chunks += q;
+                chunks += n;
+                (*v, m)
+            })
+            .collect();
+        println!(
+            "  quiet chunks only, {}: {quiet_chunks} of {chunks} chunks had their spin within \
+             {:.0}% of the fastest ({fastest:.3} ns per step); a run needs {} of them",
+            if host {
+                "host loop"
+            } else {
+                "in the container"
+            },
+            (quiet::QUIET_MARGIN - 1.0) * 100.0,
+            quiet::MIN_QUIET
+        );
+        print_ratios(
+            if host {
+                "quiet chunks, host loop"
+            } else {
+                "quiet chunks, in the container"
+            },
+            |v| medians.get(&v).cloned(),
+        );
+    }
+}
+
 fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
     // Per variant and window: each round's mean ns per run (None: nothing ran, or too little).
     let rounds = |v: Variant, host: bool| -> Vec<Option<f64>> {
@@ -944,9 +1028,12 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
     report_task_exit(samples);
 
     // Derived figures, container window, against the timed floor b − a.
+    // The quiet floor where there is one: a busy neighbour inflates b − a, and with it
+    // every estimate's denominator.
     let timed = |v: Variant| samples.get(&v).map(|s| common::median(&s.container));
-    let floor = match (timed(Variant::A), timed(Variant::B)) {
-        (Some(a), Some(b)) => b - a,
+    let (floor, floor_kind) = match (quiet_floor(samples), timed(Variant::A), timed(Variant::B)) {
+        (Some(q), _, _) => (q, "quiet chunks"),
+        (None, Some(a), Some(b)) => (b - a, "all chunks"),
         _ => return,
     };
     let pb = rounds(Variant::B, false);
@@ -970,7 +1057,8 @@ fn report_bpf_stats(samples: &BTreeMap<Variant, Samples>) {
         "  above the empty program, container window (prog_x − prog_b; prog_b = {pb_med:.1} ns){}",
         if estimates {
             format!(
-                ", and 1 + (prog_x − prog_b)/(b − a) with the timed floor b − a = {floor:.1} ns:"
+                ", and 1 + (prog_x − prog_b)/(b − a) with the timed floor b − a = {floor:.1} ns \
+                 ({floor_kind}):"
             )
         } else {
             ":".to_string()

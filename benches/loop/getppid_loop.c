@@ -5,7 +5,9 @@
  *   getppid_loop WARMUP_MS CHUNKS ITERATIONS [getppid|pingpong]
  *
  * Sleeps WARMUP_MS (the tracer under test settles), then times CHUNKS chunks of ITERATIONS
- * raw getppid syscalls and prints each chunk's ns per call on one line. With `pingpong`, an
+ * raw getppid syscalls and prints, on one line, each chunk's ns per call and, after a slash,
+ * ns per step of a fixed userspace spin timed right after it (how busy the machine was: the
+ * spin is the same work in every variant). With `pingpong`, an
  * iteration is a round trip of one byte through two pipes to a child on the same CPU: each
  * process's first syscall after a switch comes after the other's, the placement cache's worst
  * case (every other call misses).
@@ -31,6 +33,18 @@ static double now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+#define SPIN_STEPS 1000000L
+
+static double spin_ns_per_step(void)
+{
+	volatile unsigned long x = 0;
+	double t0 = now_ns();
+
+	for (long i = 0; i < SPIN_STEPS; i++)
+		x += (unsigned long)i * (unsigned long)i;
+	return (now_ns() - t0) / (double)SPIN_STEPS;
 }
 
 static int to_child[2], from_child[2];
@@ -97,7 +111,9 @@ int main(int argc, char **argv)
 			else
 				sys_getppid();
 		}
-		printf("%s%.2f", c ? " " : "", (now_ns() - t0) / (double)iterations);
+		double ns = (now_ns() - t0) / (double)iterations;
+
+		printf("%s%.2f/%.4f", c ? " " : "", ns, spin_ns_per_step());
 	}
 	printf("\n");
 	if (pingpong) {
