@@ -37,7 +37,8 @@
 //! after every chunk; the ratios are printed again from the chunks whose spin ran within 5% of
 //! the fastest, and the bpf_stats estimates use that quiet floor when there is one.
 //!
-//! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3) sets the rounds.
+//! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3) sets the rounds, and
+//! `CTRACE_BENCH_VARIANTS` (e.g. `cg`) runs fewer variants (a and b always) for more rounds.
 //! `CTRACE_BENCH_LOOP=pingpong` times pipe round trips between two processes on one CPU
 //! instead: the placement cache's worst case, where every other syscall misses its entry.
 
@@ -380,14 +381,15 @@ fn run() -> Result<(), String> {
     println!(
         "{BENCH}: {rounds} rounds × {} variants; each run = median of {CHUNKS} chunks of \
          {} × {}, pinned to CPU {CPU}",
-        ALL.len(),
+        selected_variants()?.len(),
         Workload::get().iterations(),
         Workload::get().unit()
     );
     let mut samples: BTreeMap<Variant, Samples> = BTreeMap::new();
+    let variants = selected_variants()?;
     for round in 0..rounds {
-        let mut order = ALL.to_vec();
-        order.rotate_left(round % ALL.len());
+        let mut order = variants.clone();
+        order.rotate_left(round % variants.len());
         if round % 2 == 1 {
             order.reverse();
         }
@@ -431,6 +433,26 @@ fn run() -> Result<(), String> {
     let _ = common::docker(&["rmi", IMAGE]);
     report(&samples);
     Ok(())
+}
+
+/// `CTRACE_BENCH_VARIANTS` (letters, e.g. `abcg`; g, h, i are c′, d′, c″): fewer variants
+/// for more rounds of a comparison. a and b are always run (every ratio needs them).
+fn selected_variants() -> Result<Vec<Variant>, String> {
+    let Ok(letters) = std::env::var("CTRACE_BENCH_VARIANTS") else {
+        return Ok(ALL.to_vec());
+    };
+    let mut chosen = vec![Variant::A, Variant::B];
+    for c in letters.chars().filter(|c| c.is_ascii_alphabetic()) {
+        let v = ALL
+            .iter()
+            .copied()
+            .find(|v| format!("{v:?}").eq_ignore_ascii_case(&c.to_string()))
+            .ok_or_else(|| format!("CTRACE_BENCH_VARIANTS: no variant `{c}` (a to i)"))?;
+        if !chosen.contains(&v) {
+            chosen.push(v);
+        }
+    }
+    Ok(chosen)
 }
 
 /// One run of a variant: ns per call in the container and on the host, and what else was
