@@ -56,33 +56,17 @@ static __always_inline __u8 syscall_abi(struct task_struct *task, __u64 *nr)
 }
 
 /*
- * The running task's state, caught up with the epoch, found from its placement (task_cache.h),
- * or NULL if its cgroup is not tracked. `task` is the current task; `*owner` as for state_of().
- */
-static __always_inline struct ctrace_cgroup *state_placed(__u32 place, struct task_struct *task,
-							  __u64 **owner)
-{
-	if (place == PLACE_UNTRACKED)
-		return NULL;
-	if (place == PLACE_LOOKUP)
-		return state_now(task, owner);
-	struct ctrace_slot *slot = slot_at(place);
-
-	*owner = &slot->cgroup_id;
-	return &slot->state;
-}
-
-/*
  * Everything a syscall may have to do: send a first sighting, notice the runtime installing
- * its filter. `place`: where the task's state is (PLACE_LOOKUP: find it the slow way).
+ * its filter. `place`: where the state of `task` (the current task) is.
  */
-static __always_inline int record_syscall(struct pt_regs *regs, long id, __u32 place)
+static __always_inline int record_syscall(struct pt_regs *regs, long id, __u32 place,
+					  struct task_struct *task)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 *owner;
-	struct ctrace_cgroup *st = state_placed(place, task, &owner);
+	struct ctrace_cgroup *st = state_at(place, task->cgroups->dfl_cgrp, &owner);
 	if (!st)
 		return 0;
+	catch_up(st);
 
 	__u64 nr = (__u64)id;
 	__u8 abi = syscall_abi(task, &nr);
@@ -105,7 +89,7 @@ static __always_inline int record_syscall(struct pt_regs *regs, long id, __u32 p
 /* Out of line, so that the placement cache's fast path keeps nothing across helper calls. */
 static __noinline int record_syscall_out_of_line(struct pt_regs *regs, long id, __u32 place)
 {
-	return record_syscall(regs, id, place);
+	return record_syscall(regs, id, place, bpf_get_current_task_btf());
 }
 
 /*
@@ -154,7 +138,9 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ctrace_sys_enter_helper, struct pt_regs *regs, long id)
 {
-	return record_syscall(regs, id, PLACE_LOOKUP);
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return record_syscall(regs, id, placement_of(task->cgroups->dfl_cgrp), task);
 }
 
 /* An exec through a file descriptor: runc re-executing its own sealed copy (runc init). */

@@ -59,35 +59,61 @@ static __always_inline struct ctrace_slot *slot_at(__u32 idx)
 	return &slots[idx & (CTRACE_SLOTS - 1)];
 }
 
+#define PLACE_UNTRACKED 0xffffffffU
+#define PLACE_LOOKUP 0xfffffffeU /* local storage or the hash: a helper finds it */
+
 /*
- * The state of the current task's cgroup; `task` is the current task. `*owner` is set for
- * state in a slot (see sight()), NULL otherwise.
+ * Where a cgroup's state is: a slot index, PLACE_LOOKUP or PLACE_UNTRACKED. Untracked
+ * cgroups are told without a helper call (but for the hash, while some cgroup is in it).
  */
-static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task, __u64 **owner)
+static __always_inline __u32 placement_of(struct cgroup *cgrp)
+{
+	if (use_cgrp_storage) {
+		/* A cgroup with no local storage at all is not tracked: two loads. */
+		if (!bpf_core_field_exists(cgrp->bpf_cgrp_storage) || !cgrp->bpf_cgrp_storage)
+			return PLACE_UNTRACKED;
+		return PLACE_LOOKUP;
+	}
+	/* Slots: an array index and one compare. */
+	__u64 id = cgrp->kn->id;
+	__u32 idx = id & slot_mask;
+
+	if (slot_at(idx)->cgroup_id == id)
+		return idx;
+	if (*(volatile __s64 *)&overflow_count && bpf_map_lookup_elem(&cgroup_hash, &id))
+		return PLACE_LOOKUP;
+	return PLACE_UNTRACKED;
+}
+
+/*
+ * The state of `cgrp` at its placement, or NULL. `*owner` is set for state in a slot (see
+ * sight()), NULL otherwise. `cgrp` must be trusted for local storage.
+ */
+static __always_inline struct ctrace_cgroup *state_at(__u32 place, struct cgroup *cgrp,
+						      __u64 **owner)
 {
 	*owner = NULL;
+	if (place == PLACE_UNTRACKED)
+		return NULL;
+	if (place == PLACE_LOOKUP) {
+		if (use_cgrp_storage)
+			return bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, 0);
+		__u64 id = cgrp->kn->id;
+
+		return bpf_map_lookup_elem(&cgroup_hash, &id);
+	}
+	struct ctrace_slot *slot = slot_at(place);
+
+	*owner = &slot->cgroup_id;
+	return &slot->state;
+}
+
+/* The state of the current task's cgroup; `task` is the current task. */
+static __always_inline struct ctrace_cgroup *state_of(struct task_struct *task, __u64 **owner)
+{
 	struct cgroup *cgrp = task->cgroups->dfl_cgrp;
 
-	if (use_cgrp_storage) {
-		/*
-		 * A cgroup with no local storage at all is not tracked: most of the host's tasks
-		 * leave here on two loads, without the helper call.
-		 */
-		if (!bpf_core_field_exists(cgrp->bpf_cgrp_storage) || !cgrp->bpf_cgrp_storage)
-			return NULL;
-		return bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, 0);
-	}
-	/* Slots: an array index and one compare, no helper call. */
-	__u64 id = cgrp->kn->id;
-	struct ctrace_slot *slot = slot_at(id & slot_mask);
-
-	if (slot->cgroup_id == id) {
-		*owner = &slot->cgroup_id;
-		return &slot->state;
-	}
-	if (!*(volatile __s64 *)&overflow_count)
-		return NULL;
-	return bpf_map_lookup_elem(&cgroup_hash, &id);
+	return state_at(placement_of(cgrp), cgrp, owner);
 }
 
 /* A new epoch started since this cgroup's last event: forget its sightings. */

@@ -35,8 +35,6 @@
 #define CTRACE_TASK_CACHE_H
 
 #define TASK_CACHE_CPUS 1024 /* more CPUs than this: userspace turns the cache off */
-#define PLACE_UNTRACKED 0xffffffffU
-#define PLACE_LOOKUP 0xfffffffeU /* hash or local storage: state_of() finds it */
 
 /* One cache line per CPU. */
 struct task_cache_entry {
@@ -53,26 +51,6 @@ __u32 task_cache_generation = 1; /* entries start at 0: never valid */
 __s32 task_cache_holds = 1;
 
 #define compiler_barrier() asm volatile("" ::: "memory")
-
-/* Where the state of a css_set's cgroup is: a slot index, PLACE_LOOKUP or PLACE_UNTRACKED. */
-static __always_inline __u32 placement_of(struct css_set *cset)
-{
-	struct cgroup *cgrp = cset->dfl_cgrp;
-
-	if (use_cgrp_storage) {
-		if (!bpf_core_field_exists(cgrp->bpf_cgrp_storage) || !cgrp->bpf_cgrp_storage)
-			return PLACE_UNTRACKED;
-		return PLACE_LOOKUP;
-	}
-	__u64 id = cgrp->kn->id;
-	__u32 idx = id & slot_mask;
-
-	if (slot_at(idx)->cgroup_id == id)
-		return idx;
-	if (*(volatile __s64 *)&overflow_count && bpf_map_lookup_elem(&cgroup_hash, &id))
-		return PLACE_LOOKUP;
-	return PLACE_UNTRACKED;
-}
 
 static __always_inline struct task_cache_entry *cache_entry(void)
 {
@@ -93,7 +71,7 @@ static __always_inline __u32 cache_fill(struct task_cache_entry *e, struct task_
 
 	compiler_barrier();
 	struct css_set *cset = task->cgroups;
-	__u32 place = placement_of(cset);
+	__u32 place = placement_of(cset->dfl_cgrp);
 
 	/* A valid entry's state is caught up with the epoch (an epoch bumps the generation). */
 	if (place < PLACE_LOOKUP)
