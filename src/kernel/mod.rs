@@ -144,6 +144,11 @@ impl SyscallLinks {
     }
 }
 
+fn attach(prog: &libbpf_rs::ProgramMut<'_>, program: &'static str) -> Result<Link, KernelError> {
+    prog.attach()
+        .map_err(|source| KernelError::Attach { program, source })
+}
+
 fn libbpf_message(_level: PrintLevel, message: String) {
     eprint!("libbpf: {message}");
 }
@@ -239,10 +244,6 @@ impl Kernel {
             None => (None, None, None),
         };
 
-        let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
-            prog.attach()
-                .map_err(|source| KernelError::Attach { program, source })
-        };
         let mut links = vec![
             attach(&skel.progs.ctrace_cgroup_mkdir, "tp_btf/cgroup_mkdir")?,
             attach(&skel.progs.ctrace_exec, "tp_btf/sched_process_exec")?,
@@ -342,25 +343,18 @@ impl Kernel {
     /// cache, the task-exit program comes first (a new task can get an exited task's stack,
     /// the cache's key); entries written before it ran are then invalidated.
     pub fn attach_syscalls(&self) -> Result<SyscallLinks, KernelError> {
-        let attach = |prog: &libbpf_rs::ProgramMut<'_>, program: &'static str| {
-            prog.attach()
-                .map_err(|source| KernelError::Attach { program, source })
+        let progs = &self.skel.progs;
+        let Some(cache) = &self.task_cache else {
+            return Ok(SyscallLinks {
+                sys_enter: attach(&progs.ctrace_sys_enter_helper, "tp_btf/sys_enter")?,
+                task_exit: None,
+            });
         };
-        let task_exit = match &self.task_cache {
-            Some(cache) => {
-                let link = attach(&self.skel.progs.ctrace_exited, "tp_btf/sched_process_exit")?;
-                cache.invalidate();
-                Some(link)
-            }
-            None => None,
-        };
+        let task_exit = attach(&progs.ctrace_exited, "tp_btf/sched_process_exit")?;
+        cache.invalidate();
         Ok(SyscallLinks {
-            sys_enter: if self.task_cache.is_some() {
-                attach(&self.skel.progs.ctrace_sys_enter, "tp_btf/sys_enter")?
-            } else {
-                attach(&self.skel.progs.ctrace_sys_enter_helper, "tp_btf/sys_enter")?
-            },
-            task_exit,
+            sys_enter: attach(&progs.ctrace_sys_enter, "tp_btf/sys_enter")?,
+            task_exit: Some(task_exit),
         })
     }
 
