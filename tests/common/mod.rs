@@ -211,18 +211,33 @@ impl Daemon {
     /// As `wait_tracefile`, then until the Tracefile has not changed for a second: one
     /// container's sightings can reach it in more than one write.
     pub fn wait_tracefile_settled(&self, name: &str, done: impl Fn(&str) -> bool) -> String {
-        let mut text = self.wait_tracefile(name, done);
+        self.wait_tracefiles_settled(&[name.to_string()], done)
+            .remove(0)
+    }
+
+    /// `wait_tracefile_settled` for several Tracefiles, settling them together.
+    pub fn wait_tracefiles_settled(
+        &self,
+        names: &[String],
+        done: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut texts: Vec<String> = names
+            .iter()
+            .map(|name| self.wait_tracefile(name, &done))
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut since = Instant::now();
         while since.elapsed() < Duration::from_secs(1) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
-            let now = std::fs::read_to_string(self.data().join(name)).unwrap_or_default();
-            if now != text {
-                text = now;
-                since = Instant::now();
+            for (name, text) in names.iter().zip(texts.iter_mut()) {
+                let now = std::fs::read_to_string(self.data().join(name)).unwrap_or_default();
+                if now != *text {
+                    *text = now;
+                    since = Instant::now();
+                }
             }
         }
-        text
+        texts
     }
 
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
