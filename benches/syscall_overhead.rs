@@ -37,12 +37,20 @@
 //! after every chunk; the ratios are printed again from the chunks whose spin ran within 5% of
 //! the fastest, and the bpf_stats estimates use that quiet floor when there is one.
 //!
-//! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3) sets the rounds, and
+//! Chunk-interleaved (syscall_overhead/paired.rs), after the rounds: a, b, e, c′, d′ and c″
+//! again, one loop container for all of them, the variant's program attached for one chunk at
+//! a time, so that variants compared are milliseconds apart instead of seconds;
+//! `CTRACE_BENCH_PAIRED_ROUNDS` (default 60, 0 skips it).
+//!
+//! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3; 0: only the chunk-interleaved
+//! section) sets the rounds, and
 //! `CTRACE_BENCH_VARIANTS` (e.g. `cg`) runs fewer variants (a and b always) for more rounds.
 //! `CTRACE_BENCH_LOOP=pingpong` times pipe round trips between two processes on one CPU
 //! instead: the placement cache's worst case, where every other syscall misses its entry.
 
 mod common;
+#[path = "syscall_overhead/paired.rs"]
+mod paired;
 #[path = "syscall_overhead/quiet.rs"]
 mod quiet;
 
@@ -430,9 +438,21 @@ fn run() -> Result<(), String> {
         common::flush();
     }
     containers.remove_all();
+    if rounds > 0 {
+        report(&samples);
+    }
+    let paired_rounds = common::env_usize("CTRACE_BENCH_PAIRED_ROUNDS", 60);
+    let paired = if paired_rounds > 0 && Workload::get() == Workload::Getppid {
+        paired::run(
+            &work.path().join("paired"),
+            paired_rounds,
+            Workload::Getppid.iterations(),
+        )
+    } else {
+        Ok(())
+    };
     let _ = common::docker(&["rmi", IMAGE]);
-    report(&samples);
-    Ok(())
+    paired
 }
 
 /// `CTRACE_BENCH_VARIANTS` (letters, e.g. `abcg`; g, h, i are c′, d′, c″): fewer variants

@@ -7,7 +7,9 @@
  * Sleeps WARMUP_MS (the tracer under test settles), then times CHUNKS chunks of ITERATIONS
  * raw getppid syscalls and prints, on one line, each chunk's ns per call and, after a slash,
  * ns per step of a fixed userspace spin timed right after it (how busy the machine was: the
- * spin is the same work in every variant). With `pingpong`, an
+ * spin is the same work in every variant). CHUNKS 0: one chunk per line read on stdin, its
+ * `NS/SPIN` on a line of its own, until end of input (the bench changes what is attached
+ * between chunks). With `pingpong`, an
  * iteration is a round trip of one byte through two pipes to a child on the same CPU: each
  * process's first syscall after a switch comes after the other's, the placement cache's worst
  * case (every other call misses).
@@ -86,6 +88,20 @@ static void round_trip(void)
 	}
 }
 
+/* ns per iteration over one chunk. */
+static double chunk_ns(long iterations, int pingpong)
+{
+	double t0 = now_ns();
+
+	for (long i = 0; i < iterations; i++) {
+		if (pingpong)
+			round_trip();
+		else
+			sys_getppid();
+	}
+	return (now_ns() - t0) / (double)iterations;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4 && argc != 5) {
@@ -102,20 +118,23 @@ int main(int argc, char **argv)
 	if (pingpong)
 		start_echo_child();
 	nanosleep(&warmup, NULL);
-	for (int c = 0; c < chunks; c++) {
-		double t0 = now_ns();
+	if (chunks == 0) {
+		char line[64];
 
-		for (long i = 0; i < iterations; i++) {
-			if (pingpong)
-				round_trip();
-			else
-				sys_getppid();
+		while (fgets(line, sizeof(line), stdin)) {
+			double ns = chunk_ns(iterations, pingpong);
+
+			printf("%.2f/%.4f\n", ns, spin_ns_per_step());
+			fflush(stdout);
 		}
-		double ns = (now_ns() - t0) / (double)iterations;
+	}
+	for (int c = 0; c < chunks; c++) {
+		double ns = chunk_ns(iterations, pingpong);
 
 		printf("%s%.2f/%.4f", c ? " " : "", ns, spin_ns_per_step());
 	}
-	printf("\n");
+	if (chunks)
+		printf("\n");
 	if (pingpong) {
 		close(to_child[1]);
 		wait(NULL);
