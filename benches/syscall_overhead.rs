@@ -37,9 +37,9 @@
 //! after every chunk; the ratios are printed again from the chunks whose spin ran within 5% of
 //! the fastest, and the bpf_stats estimates use that quiet floor when there is one.
 //!
-//! Chunk-interleaved (syscall_overhead/paired.rs), after the rounds: a, b, e, c′, d′ and c″
-//! again, one loop container for all of them, the variant's program attached for one chunk at
-//! a time, so that variants compared are milliseconds apart instead of seconds;
+//! Chunk-interleaved (syscall_overhead/paired.rs), after the rounds: c (the daemon), c′, d′,
+//! c″ and e again, each chunk followed at once by a chunk of a and one of b, all in one loop
+//! container, so that the chunks of a ratio are milliseconds apart instead of seconds;
 //! `CTRACE_BENCH_PAIRED_ROUNDS` (default 60, 0 skips it).
 //!
 //! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3; 0: only the chunk-interleaved

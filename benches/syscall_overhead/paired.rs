@@ -1,14 +1,15 @@
 //! Chunk-interleaved variants: one loop container runs for the whole section, and the bench
-//! attaches one variant's program for one chunk at a time (about 20 ms), in rotating order.
-//! The machine's slow phases last seconds, longer than a round of whole-container runs takes
-//! between two variants; here a round's chunks are under a second apart, so a slow phase
-//! mostly slows all of them alike instead of deciding a ratio.
+//! attaches one variant's program for one chunk at a time (about 20 ms). The machine's slow
+//! phases last seconds, longer than a round of whole-container runs takes between two
+//! variants. Here every chunk of a compared variant is followed at once by a chunk of a and
+//! one of b (in alternating order): a triple, about 0.1 s long, whose ratio (x − a)/(b − a) a
+//! slow phase rarely splits. The figure is the median over a variant's triples.
 //!
-//! Variants: a, b, e; c, the real `ctrace trace` daemon tracing the loop container (started
-//! for its chunk, which runs once its syscall program is attached, and stopped after it); and
-//! ctrace's kernel object driven in-process as c′, d′ and c″ (each loaded once; only the
-//! sys_enter links come and go). Before every chunk the bench counts the sys_enter links
-//! attached; a chunk with any but the variant's own is dropped and counted.
+//! Compared: c, the real `ctrace trace` daemon tracing the loop container (started for its
+//! chunk, which runs once its syscall program is attached, and stopped after it); ctrace's
+//! kernel object driven in-process as c′, d′ and c″ (each loaded once; only the sys_enter
+//! links come and go); e. Before every chunk the bench counts the sys_enter links attached; a
+//! triple with any but its variant's own is dropped and counted.
 
 use std::io::{BufRead, BufReader, Write};
 use std::mem::MaybeUninit;
@@ -21,15 +22,8 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::{common, floor, original, quiet, Variant, CPU, IMAGE, LABEL};
 
-const VARIANTS: [Variant; 7] = [
-    Variant::A,
-    Variant::B,
-    Variant::C,
-    Variant::G,
-    Variant::H,
-    Variant::I,
-    Variant::E,
-];
+/// Each timed beside a and b.
+const COMPARED: [Variant; 5] = [Variant::C, Variant::G, Variant::H, Variant::I, Variant::E];
 
 /// The loop program in its stdin-driven mode (`CHUNKS` 0): a line in, one chunk out.
 struct LoopContainer {
@@ -196,59 +190,125 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
     };
 
     // Warm every variant once (first sightings, caches), untimed.
-    for v in VARIANTS {
-        let on = attach(v)?;
+    for v in [Variant::A, Variant::B].iter().chain(&COMPARED) {
+        let on = attach(*v)?;
         lp.chunk()?;
         on.done()?;
     }
-    let mut chunks: Vec<Vec<Option<quiet::Chunk>>> = vec![Vec::new(); VARIANTS.len()];
+    // One timed chunk, or None when another sys_enter link was attached meanwhile.
+    let mut timed = |v: Variant| -> Result<Option<f64>, String> {
+        let on = attach(v)?;
+        let expected = usize::from(v != Variant::A);
+        let clean = common::sys_enter_links().is_none_or(|n| n == expected);
+        let chunk = lp.chunk()?;
+        on.done()?;
+        Ok(clean.then_some(chunk.ns))
+    };
+    let mut triples: Vec<Vec<Triple>> = vec![Vec::new(); COMPARED.len()];
     let mut disturbed = 0;
     for round in 0..rounds {
-        let mut order: Vec<usize> = (0..VARIANTS.len()).collect();
-        order.rotate_left(round % VARIANTS.len());
+        let mut order: Vec<usize> = (0..COMPARED.len()).collect();
+        order.rotate_left(round % COMPARED.len());
         if round % 2 == 1 {
             order.reverse();
         }
         for i in order {
-            let on = attach(VARIANTS[i])?;
-            let expected = usize::from(VARIANTS[i] != Variant::A);
-            let clean = common::sys_enter_links().is_none_or(|n| n == expected);
-            let chunk = lp.chunk()?;
-            on.done()?;
-            disturbed += usize::from(!clean);
-            chunks[i].push(clean.then_some(chunk));
+            let x = timed(COMPARED[i])?;
+            let (a, b) = if (round + i) % 2 == 0 {
+                let a = timed(Variant::A)?;
+                (a, timed(Variant::B)?)
+            } else {
+                let b = timed(Variant::B)?;
+                (timed(Variant::A)?, b)
+            };
+            match (x, a, b) {
+                (Some(x), Some(a), Some(b)) => triples[i].push(Triple { x, a, b }),
+                _ => disturbed += 1,
+            }
         }
     }
     drop(lp);
     drop(other_cg);
     let _ = std::fs::remove_dir(&other);
-    report(rounds, iterations, &chunks, disturbed);
+    report(rounds, iterations, &triples, disturbed);
     Ok(())
 }
 
-fn report(rounds: usize, iterations: &str, chunks: &[Vec<Option<quiet::Chunk>>], disturbed: usize) {
+/// A compared variant's chunk and the a and b chunks timed right after it.
+#[derive(Clone, Copy)]
+struct Triple {
+    x: f64,
+    a: f64,
+    b: f64,
+}
+
+impl Triple {
+    fn ratio(&self) -> f64 {
+        (self.x - self.a) / (self.b - self.a)
+    }
+}
+
+fn report(rounds: usize, iterations: &str, triples: &[Vec<Triple>], disturbed: usize) {
     println!(
-        "\n{}: chunk-interleaved, {rounds} rounds of one {iterations}-call chunk per variant, \
-         one loop container (c: the daemon started for its chunk); {disturbed} chunks dropped \
-         (another sys_enter link was attached)",
+        "\n{}: chunk-interleaved, {rounds} rounds; per variant and round one {iterations}-call \
+         chunk, then one of a and one of b right after it (a triple); one loop container; c: \
+         the daemon started for its chunk; {disturbed} triples dropped (another sys_enter \
+         link was attached)",
         super::BENCH
     );
-    let per_round = |v: Variant| -> Option<Vec<Option<f64>>> {
-        let i = VARIANTS.iter().position(|x| *x == v)?;
-        Some(chunks[i].iter().map(|c| c.map(|c| c.ns)).collect())
+    let all: Vec<Triple> = triples.iter().flatten().copied().collect();
+    if all.is_empty() {
+        println!("  no triples");
+        return;
+    }
+    let floor: Vec<f64> = all.iter().map(|t| t.b - t.a).collect();
+    let a: Vec<f64> = all.iter().map(|t| t.a).collect();
+    println!(
+        "    a  no BPF: {:.1} ns; floor b − a: {:.1} ns [p25 {:.1} – p75 {:.1}] (medians over \
+         all triples)",
+        common::median(&a),
+        common::median(&floor),
+        common::percentile(&floor, 25.0),
+        common::percentile(&floor, 75.0)
+    );
+    println!(
+        "    (x − a)/(b − a): median over the variant's triples [p25 – p75], and from the \
+         medians of its triples' x, a and b"
+    );
+    let above_a = |v: Variant| {
+        let i = COMPARED.iter().position(|c| *c == v)?;
+        let d: Vec<f64> = triples[i].iter().map(|t| t.x - t.a).collect();
+        (!d.is_empty()).then(|| common::median(&d))
     };
-    for (i, v) in VARIANTS.iter().enumerate() {
-        let ns: Vec<f64> = chunks[i].iter().flatten().map(|c| c.ns).collect();
-        if ns.is_empty() {
+    for (i, v) in COMPARED.iter().enumerate() {
+        let t = &triples[i];
+        if t.is_empty() {
             continue;
         }
+        let ratios: Vec<f64> = t.iter().map(Triple::ratio).collect();
+        let med = |f: fn(&Triple) -> f64| common::median(&t.iter().map(f).collect::<Vec<_>>());
+        let (mx, ma, mb) = (med(|t| t.x), med(|t| t.a), med(|t| t.b));
         println!(
-            "    {:<38} {:7.1} ns  [p10 {:6.1} – p90 {:6.1}]",
+            "    {:<38} {mx:6.1} ns   ratio {:5.2} [{:5.2} – {:5.2}], from medians {:5.2}   ({})",
             v.describe(),
-            common::median(&ns),
-            common::percentile(&ns, 10.0),
-            common::percentile(&ns, 90.0)
+            common::median(&ratios),
+            common::percentile(&ratios, 25.0),
+            common::percentile(&ratios, 75.0),
+            (mx - ma) / (mb - ma),
+            match v {
+                Variant::C | Variant::G | Variant::H => "target ≤ 1.2",
+                Variant::I => "for comparison",
+                _ => "original design",
+            }
         );
     }
-    super::print_ratios("chunk-interleaved", per_round);
+    for (v, name) in [(Variant::C, "c"), (Variant::G, "c'")] {
+        if let (Some(x), Some(e)) = (above_a(v), above_a(Variant::E)) {
+            println!(
+                "    ({name} − a)/(e − a) = {:.2} (medians of x − a over each one's triples)   \
+                 (target ≤ 0.5)",
+                x / e
+            );
+        }
+    }
 }
