@@ -36,7 +36,10 @@
 
 #define TASK_CACHE_CPUS 1024 /* more CPUs than this: userspace turns the cache off */
 
-/* One cache line per CPU. */
+/*
+ * One cache line per CPU. Aligned, or each entry straddles two lines and one CPU's fills
+ * invalidate the next CPU's line: the .bss placed the array at an offset of 32 mod 64.
+ */
 struct task_cache_entry {
 	__u64 seq;  /* seqlock: odd while a fill writes */
 	__u64 regs; /* struct pt_regs * of the task it was filled for */
@@ -44,7 +47,7 @@ struct task_cache_entry {
 	__u64 task; /* struct task_struct * */
 	__u64 cset; /* struct css_set * the placement was found from */
 	__u64 pad[3];
-};
+} __attribute__((aligned(64)));
 
 struct task_cache_entry task_cache[TASK_CACHE_CPUS];
 __u32 task_cache_generation = 1; /* entries start at 0: never valid */

@@ -149,6 +149,9 @@ pub fn import_static_image(
 pub struct Ctrace {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every line read so far: the writer thread can print a container's line before the
+    /// main thread prints that it waits for events.
+    seen: Vec<String>,
     pub db: PathBuf,
     pub data: PathBuf,
     pub log: PathBuf,
@@ -184,6 +187,7 @@ impl Ctrace {
         let mut ctrace = Ctrace {
             child,
             lines,
+            seen: Vec::new(),
             db,
             data,
             log,
@@ -196,14 +200,21 @@ impl Ctrace {
         self.child.id()
     }
 
-    /// Waits for a stdout line containing `needle`.
+    /// Waits for a stdout line containing `needle` (printed since the start, in any order).
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return Ok(line.clone());
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Ok(line),
-                Ok(_) => {}
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return Ok(line);
+                    }
+                }
                 Err(_) => {
                     let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                     return Err(format!(
