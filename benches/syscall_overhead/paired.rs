@@ -22,6 +22,9 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::{common, floor, original, quiet, Variant, CPU, IMAGE, LABEL};
 
+/// How long the daemon's start and stop are left to settle before a chunk.
+const SETTLE: Duration = Duration::from_millis(300);
+
 /// Each timed beside a and b.
 const COMPARED: [Variant; 5] = [Variant::C, Variant::G, Variant::H, Variant::I, Variant::E];
 
@@ -93,6 +96,9 @@ impl Attached {
     fn done(self) -> Result<(), String> {
         if let Attached::Daemon(mut daemon) = self {
             daemon.stop(Duration::from_secs(20))?;
+            // The kernel frees its programs and maps after it exits (deferred work), which
+            // would otherwise land in the a and b chunks that follow.
+            std::thread::sleep(SETTLE);
         }
         Ok(())
     }
@@ -110,7 +116,7 @@ fn start_daemon(dir: &Path, id: &str) -> Result<common::Ctrace, String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Past its start-up work (loading, the first Tracefile), as when it has traced for long.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(SETTLE);
     Ok(daemon)
 }
 
@@ -272,8 +278,8 @@ fn report(rounds: usize, iterations: &str, triples: &[Vec<Triple>], disturbed: u
         common::percentile(&floor, 75.0)
     );
     println!(
-        "    (x − a)/(b − a): median over the variant's triples [p25 – p75], and from the \
-         medians of its triples' x, a and b"
+        "    x (and its triples' a and b: medians), then (x − a)/(b − a): the median over the \
+         variant's triples [p25 – p75], and from those medians"
     );
     let above_a = |v: Variant| {
         let i = COMPARED.iter().position(|c| *c == v)?;
@@ -289,7 +295,8 @@ fn report(rounds: usize, iterations: &str, triples: &[Vec<Triple>], disturbed: u
         let med = |f: fn(&Triple) -> f64| common::median(&t.iter().map(f).collect::<Vec<_>>());
         let (mx, ma, mb) = (med(|t| t.x), med(|t| t.a), med(|t| t.b));
         println!(
-            "    {:<38} {mx:6.1} ns   ratio {:5.2} [{:5.2} – {:5.2}], from medians {:5.2}   ({})",
+            "    {:<38} {mx:6.1} ns (a {ma:5.1}, b {mb:5.1})   ratio {:5.2} [{:5.2} – {:5.2}], \
+             from medians {:5.2}   ({})",
             v.describe(),
             common::median(&ratios),
             common::percentile(&ratios, 25.0),
