@@ -1,9 +1,11 @@
 //! Chunk-interleaved variants: one loop container runs for the whole section, and the bench
 //! attaches one variant's program for one chunk at a time (about 20 ms). The machine's slow
 //! phases last seconds, longer than a round of whole-container runs takes between two
-//! variants. Here every chunk of a compared variant is followed at once by a chunk of a and
-//! one of b (in alternating order): a triple, about 0.1 s long, whose ratio (x − a)/(b − a) a
-//! slow phase rarely splits. The figure is the median over a variant's triples.
+//! variants. Here every chunk x of a compared variant sits amid two chunks of a and two of b,
+//! in mirrored order (a b x b a, or b a x a b), so that each pair's mean is timed at x up to
+//! the drift's curvature: a triple (x, mean a, mean b), about 0.2 s long, whose ratio
+//! (x − a)/(b − a) a slow phase rarely splits. The figure is the median over a variant's
+//! triples.
 //!
 //! Compared: c, the real `ctrace trace` daemon tracing the loop container (started for its
 //! chunk, which runs once its syscall program is attached, and stopped after it); ctrace's
@@ -22,8 +24,10 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::{common, floor, original, quiet, Variant, CPU, IMAGE, LABEL};
 
-/// How long the daemon's start and stop are left to settle before a chunk.
-const SETTLE: Duration = Duration::from_millis(300);
+/// How long the daemon's start and stop are left to settle before a chunk. Chunks timed
+/// back to back ran up to 35% slower for about 0.1 s past a settle of 0.3 s: after the start
+/// (the daemon's own start-up work) and after the stop (the kernel freeing its objects).
+const SETTLE: Duration = Duration::from_millis(1000);
 
 /// Each timed beside a and b.
 const COMPARED: [Variant; 5] = [Variant::C, Variant::G, Variant::H, Variant::I, Variant::E];
@@ -219,14 +223,19 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
             order.reverse();
         }
         for i in order {
-            let x = timed(COMPARED[i])?;
-            let (a, b) = if (round + i) % 2 == 0 {
-                let a = timed(Variant::A)?;
-                (a, timed(Variant::B)?)
+            // a b x b a (or b a x a b): the mean of each pair is timed at x, give or take
+            // the drift's curvature.
+            let (first, second) = if (round + i) % 2 == 0 {
+                (Variant::A, Variant::B)
             } else {
-                let b = timed(Variant::B)?;
-                (timed(Variant::A)?, b)
+                (Variant::B, Variant::A)
             };
+            let before = (timed(first)?, timed(second)?);
+            let x = timed(COMPARED[i])?;
+            let after = (timed(second)?, timed(first)?);
+            let mean = |p: Option<f64>, q: Option<f64>| Some((p? + q?) / 2.0);
+            let (f, s) = (mean(before.0, after.1), mean(before.1, after.0));
+            let (a, b) = if first == Variant::A { (f, s) } else { (s, f) };
             match (x, a, b) {
                 (Some(x), Some(a), Some(b)) => triples[i].push(Triple { x, a, b }),
                 _ => disturbed += 1,
@@ -240,7 +249,7 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A compared variant's chunk and the a and b chunks timed right after it.
+/// A compared variant's chunk, and the means of the a and of the b chunks around it.
 #[derive(Clone, Copy)]
 struct Triple {
     x: f64,
@@ -257,9 +266,9 @@ impl Triple {
 fn report(rounds: usize, iterations: &str, triples: &[Vec<Triple>], disturbed: usize) {
     println!(
         "\n{}: chunk-interleaved, {rounds} rounds; per variant and round one {iterations}-call \
-         chunk, then one of a and one of b right after it (a triple); one loop container; c: \
-         the daemon started for its chunk; {disturbed} triples dropped (another sys_enter \
-         link was attached)",
+         chunk x amid two of a and two of b (a b x b a, or b a x a b; x, a and b: a triple of \
+         x and the means); one loop container; c: the daemon started for its chunk; \
+         {disturbed} triples dropped (another sys_enter link was attached)",
         super::BENCH
     );
     let all: Vec<Triple> = triples.iter().flatten().copied().collect();
