@@ -87,6 +87,22 @@ impl Drop for LoopContainer {
     }
 }
 
+/// A cgroup of our own that nothing runs in (d′ tracks it), removed on drop, errors included.
+struct EmptyCgroup(std::path::PathBuf);
+
+impl EmptyCgroup {
+    fn create(path: std::path::PathBuf) -> EmptyCgroup {
+        let _ = std::fs::create_dir(&path);
+        EmptyCgroup(path)
+    }
+}
+
+impl Drop for EmptyCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// What a variant has attached for its chunk; dropping it detaches (`done` stops a daemon).
 #[allow(dead_code)]
 enum Attached {
@@ -162,9 +178,9 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", path.display()))
     };
     let loop_cg = open(&root.join(rel.trim_start_matches('/')))?;
-    let other = root.join(format!("ctrace-bench-paired-{}", std::process::id()));
-    let _ = std::fs::create_dir(&other);
-    let other_cg = open(&other)?;
+    let other =
+        EmptyCgroup::create(root.join(format!("ctrace-bench-paired-{}", std::process::id())));
+    let other_cg = open(&other.0)?;
     let load = |task_cache: bool| {
         ctrace::kernel::Kernel::load(ctrace::kernel::KernelConfig {
             task_cache,
@@ -243,8 +259,6 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
         }
     }
     drop(lp);
-    drop(other_cg);
-    let _ = std::fs::remove_dir(&other);
     report(rounds, iterations, &triples, disturbed);
     Ok(())
 }
