@@ -1,17 +1,23 @@
-//! Chunk-interleaved variants: one loop container runs for the whole section, and the bench
+//! Chunk-interleaved variants: two loop containers run for the whole section, and the bench
 //! attaches one variant's program for one chunk at a time (about 20 ms). The machine's slow
 //! phases last seconds, longer than a round of whole-container runs takes between two
-//! variants. Here every chunk x of a compared variant sits amid two chunks of a and two of b,
-//! in mirrored order (a b x b a, or b a x a b), so that each pair's mean is timed at x up to
-//! the drift's curvature: a triple (x, mean a, mean b), about 0.2 s long, whose ratio
+//! variants. Here every chunk x of a compared variant sits amid two chunks of a and two of b
+//! in the same container, in mirrored order (a b x b a, or b a x a b), so that each pair's
+//! mean is timed at x up to the drift's curvature: a triple (x, mean a, mean b) whose ratio
 //! (x − a)/(b − a) a slow phase rarely splits. The figure is the median over a variant's
 //! triples.
 //!
-//! Compared: c, the real `ctrace trace` daemon tracing the loop container (started for its
-//! chunk, which runs once its syscall program is attached, and stopped after it); ctrace's
-//! kernel object driven in-process as c′, d′ and c″ (each loaded once; only the sys_enter
-//! links come and go); e. Before every chunk the bench counts the sys_enter links attached; a
-//! triple with any but its variant's own is dropped and counted.
+//! Compared:
+//! - c: the real `ctrace trace` daemon, tracing the labelled loop container. It is started
+//!   for the chunk, which runs once its syscall program is attached, and stopped after it.
+//! - d: the daemon again, its program attached for the labelled loop, while the chunk runs in
+//!   the unlabelled one (the untraced path).
+//! - c′, d′ and c″: ctrace's kernel object driven in-process, in the unlabelled loop (each
+//!   loaded once; only the sys_enter links come and go).
+//! - e: the original design.
+//!
+//! Before every chunk the bench counts the sys_enter links attached; a triple with any but its
+//! variant's own is dropped and counted.
 
 use std::io::{BufRead, BufReader, Write};
 use std::mem::MaybeUninit;
@@ -30,7 +36,14 @@ use super::{common, floor, original, quiet, Variant, CPU, IMAGE, LABEL};
 const SETTLE: Duration = Duration::from_millis(500);
 
 /// Each timed beside a and b.
-const COMPARED: [Variant; 5] = [Variant::C, Variant::G, Variant::H, Variant::I, Variant::E];
+const COMPARED: [Variant; 6] = [
+    Variant::C,
+    Variant::D,
+    Variant::G,
+    Variant::H,
+    Variant::I,
+    Variant::E,
+];
 
 /// The loop program in its stdin-driven mode (`CHUNKS` 0): a line in, one chunk out.
 struct LoopContainer {
@@ -41,10 +54,10 @@ struct LoopContainer {
 }
 
 impl LoopContainer {
-    fn start(name: &str, iterations: &str) -> Result<LoopContainer, String> {
+    fn start(name: &str, label: Option<&str>, iterations: &str) -> Result<LoopContainer, String> {
         let mut child = Command::new("docker")
             .args(["run", "-i", "--rm", "--name", name, "--network", "none"])
-            .args(["--label", LABEL])
+            .args(label.map(|l| ["--label", l]).into_iter().flatten())
             .args(["--cpuset-cpus", CPU, IMAGE, "/getppid_loop", "0", "0"])
             .args([iterations, "getppid"])
             .stdin(Stdio::piped())
@@ -141,14 +154,19 @@ fn start_daemon(dir: &Path, id: &str) -> Result<common::Ctrace, String> {
 }
 
 pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
+    // Two loops: the daemon traces the labelled one (c), so its program stays attached while
+    // the plain one runs the untraced path (d); every other variant runs the plain one.
     let name = format!("ctrace-bench-paired-{}", std::process::id());
-    let mut lp = LoopContainer::start(&name, iterations)?;
-    lp.chunk()?; // the container is up once it answers
-    let pid: u32 = lp
+    let mut labelled = LoopContainer::start(&format!("{name}-traced"), Some(LABEL), iterations)?;
+    let mut plain = LoopContainer::start(&format!("{name}-plain"), None, iterations)?;
+    labelled.chunk()?; // a container is up once it answers
+    plain.chunk()?;
+    let labelled_id = labelled.inspect("{{.Id}}")?;
+    let pid: u32 = plain
         .inspect("{{.State.Pid}}")?
         .parse()
         .map_err(|e| format!("container pid: {e}"))?;
-    let id = lp.inspect("{{.Id}}")?;
+    let id = plain.inspect("{{.Id}}")?;
 
     let mut floor_obj = MaybeUninit::uninit();
     let mut floor_open = floor::FloorSkelBuilder::default()
@@ -199,7 +217,7 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| format!("attaching {v:?}: {e}");
         Ok(match v {
             Variant::A => Attached::Nothing,
-            Variant::C => Attached::Daemon(start_daemon(dir, &id)?),
+            Variant::C | Variant::D => Attached::Daemon(start_daemon(dir, &labelled_id)?),
             Variant::B => Attached::Link(floor.progs.floor_tp_btf.attach().map_err(|e| err(&e))?),
             Variant::E => Attached::Link(
                 original
@@ -218,15 +236,21 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
     // Warm every variant once (first sightings, caches), untimed.
     for v in [Variant::A, Variant::B].iter().chain(&COMPARED) {
         let on = attach(*v)?;
-        lp.chunk()?;
+        labelled.chunk()?;
+        plain.chunk()?;
         on.done()?;
     }
-    // One timed chunk, or None when another sys_enter link was attached meanwhile.
-    let mut timed = |v: Variant| -> Result<Option<f64>, String> {
+    // One timed chunk in the labelled loop or the plain one, or None when another sys_enter
+    // link was attached meanwhile.
+    let mut timed = |v: Variant, in_labelled: bool| -> Result<Option<f64>, String> {
         let on = attach(v)?;
         let expected = usize::from(v != Variant::A);
         let clean = common::sys_enter_links().is_none_or(|n| n == expected);
-        let chunk = lp.chunk()?;
+        let chunk = if in_labelled {
+            labelled.chunk()?
+        } else {
+            plain.chunk()?
+        };
         on.done()?;
         Ok(clean.then_some(chunk.ns))
     };
@@ -246,9 +270,10 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
             } else {
                 (Variant::B, Variant::A)
             };
-            let before = (timed(first)?, timed(second)?);
-            let x = timed(COMPARED[i])?;
-            let after = (timed(second)?, timed(first)?);
+            let lab = COMPARED[i] == Variant::C;
+            let before = (timed(first, lab)?, timed(second, lab)?);
+            let x = timed(COMPARED[i], lab)?;
+            let after = (timed(second, lab)?, timed(first, lab)?);
             let mean = |p: Option<f64>, q: Option<f64>| Some((p? + q?) / 2.0);
             let (f, s) = (mean(before.0, after.1), mean(before.1, after.0));
             let (a, b) = if first == Variant::A { (f, s) } else { (s, f) };
@@ -258,7 +283,7 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
             }
         }
     }
-    drop(lp);
+    drop((labelled, plain));
     report(rounds, iterations, &triples, disturbed);
     Ok(())
 }
@@ -281,7 +306,7 @@ fn report(rounds: usize, iterations: &str, triples: &[Vec<Triple>], disturbed: u
     println!(
         "\n{}: chunk-interleaved, {rounds} rounds; per variant and round one {iterations}-call \
          chunk x amid two of a and two of b (a b x b a, or b a x a b; x, a and b: a triple of \
-         x and the means); one loop container; c: the daemon started for its chunk; \
+         x and the means); c and d: the daemon started for their chunk; \
          {disturbed} triples dropped (another sys_enter link was attached)",
         super::BENCH
     );
@@ -327,7 +352,7 @@ fn report(rounds: usize, iterations: &str, triples: &[Vec<Triple>], disturbed: u
             common::percentile(&ratios, 75.0),
             (mx - ma) / (mb - ma),
             match v {
-                Variant::C | Variant::G | Variant::H => "target ≤ 1.2",
+                Variant::C | Variant::D | Variant::G | Variant::H => "target ≤ 1.2",
                 Variant::I => "for comparison",
                 _ => "original design",
             }
