@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -159,12 +160,32 @@ pub struct Ctrace {
 
 impl Ctrace {
     pub fn start(dir: &Path, extra: &[&str]) -> Result<Ctrace, String> {
+        Ctrace::start_on(dir, extra, None)
+    }
+
+    /// As `start`, its threads kept to `cpu` if given (away from a loop being timed).
+    pub fn start_on(dir: &Path, extra: &[&str], cpu: Option<usize>) -> Result<Ctrace, String> {
         let db = dir.join("t.db");
         let data = dir.join("data");
         let log = dir.join("ctrace.stderr");
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ctrace"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ctrace"));
+        if let Some(cpu) = cpu {
+            // SAFETY: between fork and exec only sched_setaffinity runs, which is
+            // async-signal-safe; the set lives on the child's stack.
+            unsafe {
+                command.pre_exec(move || {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+        }
+        let mut child = command
             .arg("trace")
             .arg("--db")
             .arg(&db)

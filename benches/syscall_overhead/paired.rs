@@ -30,10 +30,16 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::{common, floor, original, quiet, Variant, CPU, IMAGE, LABEL};
 
-/// How long the daemon's start and stop are left to settle before a chunk. Its start-up
-/// work took 150 ms of CPU, all within 0.3 s of its start; chunks timed back to back still
-/// ran slower for about 0.1 s past a settle of 0.3 s now and then, after a start or a stop.
-const SETTLE: Duration = Duration::from_millis(500);
+/// How long the daemon's start and stop are left to settle before a chunk: a margin. Its
+/// start-up work took 150 ms of CPU, all within 0.3 s of its start, and mostly before its
+/// link appears. In six starts, 60 chunks timed back to back from 20 ms after the link
+/// appeared showed no transient beyond the machine's own switches between a fast and a slow
+/// mode. Every second of settling keeps a daemon chunk that much further from its a and b,
+/// across more of those switches.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Where the daemon runs: not `CPU`, the loops' CPU.
+const OTHER_CPU: usize = 0;
 
 /// Each timed beside a and b.
 const COMPARED: [Variant; 6] = [
@@ -129,8 +135,7 @@ impl Attached {
     fn done(self) -> Result<(), String> {
         if let Attached::Daemon(mut daemon) = self {
             daemon.stop(Duration::from_secs(20))?;
-            // The kernel frees its programs and maps after it exits (deferred work), which
-            // would otherwise land in the a and b chunks that follow.
+            // The kernel frees its programs and maps after it exits (deferred work).
             std::thread::sleep(SETTLE);
         }
         Ok(())
@@ -139,7 +144,9 @@ impl Attached {
 
 /// The daemon, once it traces the loop container (`id`) with its syscall program attached.
 fn start_daemon(dir: &Path, id: &str) -> Result<common::Ctrace, String> {
-    let mut daemon = common::Ctrace::start(dir, &[])?;
+    // On the other CPU: a daemon that traces for long uses 0.2% of one, but its start-up work
+    // (and the first sightings') would otherwise land on the loop's CPU in the timed chunk.
+    let mut daemon = common::Ctrace::start_on(dir, &[], Some(OTHER_CPU))?;
     daemon.wait_for(&id[..12], Duration::from_secs(20))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while common::sys_enter_links().is_some_and(|n| n == 0) {
@@ -240,16 +247,21 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
     }
     // One timed chunk in the labelled loop or the plain one, or None when another sys_enter
     // link was attached meanwhile.
+    let (mut starts, mut stops) = (Vec::new(), Vec::new());
     let mut timed = |v: Variant, in_labelled: bool| -> Result<Option<f64>, String> {
+        let daemon = matches!(v, Variant::C | Variant::D);
+        let started = Instant::now();
         let on = attach(v)?;
+        if daemon {
+            starts.push(started.elapsed().as_secs_f64() * 1e3);
+        }
         if v == Variant::C {
             // A fresh daemon sees the loop's calls for the first time: the events, their
             // transaction and the Tracefile would fall into the timed chunk. A daemon that
             // has traced for long has none of that.
             labelled.chunk()?;
         }
-        if matches!(v, Variant::C | Variant::D) {
-            // Past its start-up work too (loading, the first Tracefile).
+        if daemon {
             std::thread::sleep(SETTLE);
         }
         let expected = usize::from(v != Variant::A);
@@ -259,7 +271,11 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
         } else {
             plain.chunk()?
         };
+        let stopping = Instant::now();
         on.done()?;
+        if daemon {
+            stops.push(stopping.elapsed().as_secs_f64() * 1e3);
+        }
         Ok(clean.then_some(chunk.ns))
     };
     let mut triples: Vec<Vec<Triple>> = vec![Vec::new(); COMPARED.len()];
@@ -293,6 +309,16 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
     }
     drop((labelled, plain));
     report(rounds, iterations, &triples, disturbed);
+    if !starts.is_empty() && !stops.is_empty() {
+        println!(
+            "    the daemon (c, d): start to its link attached {:.0} ms, stop {:.0} ms (medians \
+             of {}), each followed by {} ms of settling",
+            common::median(&starts),
+            common::median(&stops),
+            starts.len(),
+            SETTLE.as_millis()
+        );
+    }
     Ok(())
 }
 
