@@ -152,6 +152,9 @@ enum Variant {
     /// c' without the per-CPU placement cache (the design before it): every traced syscall
     /// finds its task with a helper call.
     I,
+    /// c′ with the pauses a daemon's start and stop put around c's chunk (chunk-interleaved
+    /// only): how much of c's spread is the method's.
+    J,
 }
 
 const ALL: [Variant; 9] = [
@@ -178,6 +181,7 @@ impl Variant {
             Variant::G => "c' ctrace kernel in-process, traced",
             Variant::H => "d' ctrace kernel in-process, not traced",
             Variant::I => "c\" c' without the placement cache",
+            Variant::J => "c' with the daemon's pauses",
         }
     }
 }
@@ -649,6 +653,7 @@ fn measure(
             ctrace.stop(Duration::from_secs(20))?;
             run
         }
+        Variant::J => Err("j is timed in the chunk-interleaved section only".into()),
         Variant::G | Variant::H | Variant::I => {
             let config = ctrace::kernel::KernelConfig {
                 task_cache: v != Variant::I,

@@ -14,6 +14,8 @@
 //!   the unlabelled one (the untraced path).
 //! - c′, d′ and c″: ctrace's kernel object driven in-process, in the unlabelled loop (each
 //!   loaded once; only the sys_enter links come and go).
+//! - j: c′ again, with the pauses that c's daemon start and stop put around its chunk: the
+//!   same program as c′ by c's method, to tell the method's spread from the daemon's.
 //! - e: the original design.
 //!
 //! Before every chunk the bench counts the sys_enter links attached; a triple with any but its
@@ -41,11 +43,17 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// Where the daemon runs: not `CPU`, the loops' CPU.
 const OTHER_CPU: usize = 0;
 
+/// j: the pauses around c's chunk, before it (the daemon's start, about 0.2 s, the untimed
+/// chunk and the settle) and after it (its stop, about 0.14 s, and the settle).
+const PAUSE_BEFORE: Duration = Duration::from_millis(320);
+const PAUSE_AFTER: Duration = Duration::from_millis(240);
+
 /// Each timed beside a and b.
-const COMPARED: [Variant; 6] = [
+const COMPARED: [Variant; 7] = [
     Variant::C,
     Variant::D,
     Variant::G,
+    Variant::J,
     Variant::H,
     Variant::I,
     Variant::E,
@@ -231,7 +239,9 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
                     .attach()
                     .map_err(|e| err(&e))?,
             ),
-            Variant::G => Attached::Ctrace(traced.attach_syscalls().map_err(|e| err(&e))?),
+            Variant::G | Variant::J => {
+                Attached::Ctrace(traced.attach_syscalls().map_err(|e| err(&e))?)
+            }
             Variant::H => Attached::Ctrace(untraced.attach_syscalls().map_err(|e| err(&e))?),
             Variant::I => Attached::Ctrace(uncached.attach_syscalls().map_err(|e| err(&e))?),
             _ => return Err(format!("{v:?} is not chunk-interleaved")),
@@ -296,7 +306,14 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
             };
             let lab = COMPARED[i] == Variant::C;
             let before = (timed(first, lab)?, timed(second, lab)?);
+            let paused = COMPARED[i] == Variant::J;
+            if paused {
+                std::thread::sleep(PAUSE_BEFORE);
+            }
             let x = timed(COMPARED[i], lab)?;
+            if paused {
+                std::thread::sleep(PAUSE_AFTER);
+            }
             let after = (timed(second, lab)?, timed(first, lab)?);
             let mean = |p: Option<f64>, q: Option<f64>| Some((p? + q?) / 2.0);
             let (f, s) = (mean(before.0, after.1), mean(before.1, after.0));
@@ -388,6 +405,7 @@ fn report(rounds: usize, iterations: &str, triples: &[Vec<Triple>], disturbed: u
             match v {
                 Variant::C | Variant::D | Variant::G | Variant::H => "target ≤ 1.2",
                 Variant::I => "for comparison",
+                Variant::J => "control: c's method, c′'s program",
                 _ => "original design",
             }
         );
