@@ -49,6 +49,8 @@
 //! instead: the placement cache's worst case, where every other syscall misses its entry.
 
 mod common;
+#[path = "syscall_overhead/loop_container.rs"]
+mod loop_container;
 #[path = "syscall_overhead/paired.rs"]
 mod paired;
 #[path = "syscall_overhead/quiet.rs"]

@@ -21,16 +21,15 @@
 //! Before every chunk the bench counts the sys_enter links attached; a triple with any but its
 //! variant's own is dropped and counted.
 
-use std::io::{BufRead, BufReader, Write};
 use std::mem::MaybeUninit;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags};
 
-use super::{common, floor, original, quiet, Variant, CPU, IMAGE, LABEL};
+use super::loop_container::LoopContainer;
+use super::{common, floor, original, Variant, LABEL};
 
 /// How long the daemon's start and stop are left to settle before a chunk: a margin. Its
 /// start-up work took 150 ms of CPU, all within 0.3 s of its start, and mostly before its
@@ -58,61 +57,6 @@ const COMPARED: [Variant; 7] = [
     Variant::I,
     Variant::E,
 ];
-
-/// The loop program in its stdin-driven mode (`CHUNKS` 0): a line in, one chunk out.
-struct LoopContainer {
-    name: String,
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-}
-
-impl LoopContainer {
-    fn start(name: &str, label: Option<&str>, iterations: &str) -> Result<LoopContainer, String> {
-        let mut child = Command::new("docker")
-            .args(["run", "-i", "--rm", "--name", name, "--network", "none"])
-            .args(label.map(|l| ["--label", l]).into_iter().flatten())
-            .args(["--cpuset-cpus", CPU, IMAGE, "/getppid_loop", "0", "0"])
-            .args([iterations, "getppid"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("docker run: {e}"))?;
-        let input = child.stdin.take().ok_or("no stdin")?;
-        let output = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        Ok(LoopContainer {
-            name: name.to_string(),
-            child,
-            input,
-            output,
-        })
-    }
-
-    fn chunk(&mut self) -> Result<quiet::Chunk, String> {
-        self.input
-            .write_all(b"\n")
-            .and_then(|()| self.input.flush())
-            .map_err(|e| format!("loop container stdin: {e}"))?;
-        let mut line = String::new();
-        match self.output.read_line(&mut line) {
-            Ok(n) if n > 0 => Ok(quiet::parse(&line)?[0]),
-            _ => Err(format!("loop container {} stopped answering", self.name)),
-        }
-    }
-
-    fn inspect(&self, format: &str) -> Result<String, String> {
-        common::docker(&["inspect", "-f", format, &self.name])
-    }
-}
-
-impl Drop for LoopContainer {
-    fn drop(&mut self) {
-        // End of input ends the loop, and `docker run --rm` removes the container.
-        let _ = common::docker(&["rm", "-f", &self.name]);
-        let _ = self.child.wait();
-    }
-}
 
 /// A cgroup of our own that nothing runs in (d′ tracks it), removed on drop, errors included.
 struct EmptyCgroup(std::path::PathBuf);
