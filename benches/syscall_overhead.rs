@@ -10,6 +10,8 @@
 //!   c′ d′  c and d with ctrace's kernel object driven in-process (no label, no daemon)
 //!   c″ c′ with the per-CPU placement cache off (bpf/task_cache.h): ctrace's other syscall
 //!      program, the helper path on every call (what kernels without the cache run)
+//!   j  (chunk-interleaved only) c′ with the pauses that c's daemon start and stop put around
+//!      its chunk: a control for how much of c's spread the method makes
 //!
 //! For the daemon and c′/d′ it also reports the task-exit program the cache needs: runs per
 //! second and ns per run.
@@ -37,10 +39,10 @@
 //! after every chunk; the ratios are printed again from the chunks whose spin ran within 5% of
 //! the fastest, and the bpf_stats estimates use that quiet floor when there is one.
 //!
-//! Chunk-interleaved (syscall_overhead/paired.rs), after the rounds: c (the daemon), c′, d′,
-//! c″ and e again, each chunk followed at once by a chunk of a and one of b, all in one loop
-//! container, so that the chunks of a ratio are milliseconds apart instead of seconds;
-//! `CTRACE_BENCH_PAIRED_ROUNDS` (default 60, 0 skips it).
+//! Chunk-interleaved (syscall_overhead/paired.rs), after the rounds: c and d (the daemon,
+//! started for each chunk), c′, d′, c″, j and e again, each chunk amid two of a and two of b
+//! in the same loop container (`a b x b a`), so that the chunks of a ratio are under a second
+//! apart instead of a minute; `CTRACE_BENCH_PAIRED_ROUNDS` (default 60, 0 skips it).
 //!
 //! Needs root and dockerd; `CTRACE_BENCH_ROUNDS` (default 3; 0: only the chunk-interleaved
 //! section) sets the rounds, and
