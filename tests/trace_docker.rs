@@ -214,14 +214,20 @@ fn i386_binary_is_recorded_under_its_own_abi() {
     common::build_i386_image("ctrace-test/i386");
     let daemon = Daemon::start(&[]);
     let i386_set = || set(vec!["mkdir".into(), "write".into(), "exit".into()]);
-    let name = unique("i386");
-    assert_eq!(
-        run_container(Some(&name), "ctrace-test/i386", &["/prog32"]),
-        "ok\n"
-    );
-    let text = daemon.wait_tracefile_settled(&name, |t| {
-        section(t, "SYSCALLS:i386").iter().any(|c| c == "exit")
-    });
+    // Runs `program` in the i386 image; its Tracefile once its last call, the i386 exit, is
+    // there (or never, if lost) and the file has settled.
+    let run_i386 = |label: &str, program: &str| {
+        let name = unique(label);
+        assert_eq!(
+            run_container(Some(&name), "ctrace-test/i386", &[program]),
+            "ok\n"
+        );
+        let text = daemon.wait_tracefile_settled(&name, |t| {
+            section(t, "SYSCALLS:i386").iter().any(|c| c == "exit")
+        });
+        (name, text)
+    };
+    let (name, text) = run_i386("i386", "/prog32");
     assert_eq!(set(section(&text, "SYSCALLS:i386")), i386_set(), "{text}");
     // The entrypoint's execve belongs to the runtime; the program made no native call.
     assert!(section(&text, "SYSCALLS").is_empty(), "{text}");
@@ -230,15 +236,7 @@ fn i386_binary_is_recorded_under_its_own_abi() {
     ));
     assert_eq!(rows, vec![vec!["i386".to_string(), "39".to_string()]]);
 
-    let name = unique("native-then-i386");
-    assert_eq!(
-        run_container(Some(&name), "ctrace-test/i386", &["/native-then-i386"]),
-        "ok\n"
-    );
-    // Its last call: the Tracefile is complete once it is there (or never, if lost).
-    let text = daemon.wait_tracefile(&name, |t| {
-        section(t, "SYSCALLS:i386").iter().any(|c| c == "exit")
-    });
+    let (_, text) = run_i386("native-then-i386", "/native-then-i386");
     let native = set(section(&text, "SYSCALLS"));
     for call in ["getpid", "stat", "write", "execve"] {
         assert!(native.contains(call), "{call}: {text}");
