@@ -617,9 +617,7 @@ fn measure(
             let c = run_container(None, containers, &progs, &[], |id| {
                 // The original filled its task hash from cgroup_attach_task and fork events;
                 // here the container's init (the loop itself) is entered by hand.
-                let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
-                    .parse()
-                    .map_err(|e| format!("container pid: {e}"))?;
+                let pid = container_pid(id)?;
                 let mut value = [0u8; 65];
                 value[..64].copy_from_slice(&id.as_bytes()[..64]);
                 tasks
@@ -659,30 +657,15 @@ fn measure(
         }
         Variant::J => Err("j is timed in the chunk-interleaved section only".into()),
         Variant::G | Variant::H | Variant::I => {
-            let config = ctrace::kernel::KernelConfig {
-                task_cache: v != Variant::I,
-                ..Default::default()
-            };
-            let kernel = ctrace::kernel::Kernel::load(config)
-                .map_err(|e| format!("loading ctrace's kernel programs: {e}"))?;
-            let root = ctrace::docker::cgroup::cgroup2_mount().map_err(|e| e.to_string())?;
+            let kernel = load_kernel(v != Variant::I)?;
             // d': something else is tracked, so the program stays attached.
-            let other = root.join(format!("ctrace-bench-{}", std::process::id()));
-            let _ = std::fs::create_dir(&other);
-            let other_cg = ctrace::kernel::CgroupHandle::open(other.clone())
-                .map_err(|e| format!("{}: {e}", other.display()))?;
-            kernel.track(&other_cg).map_err(|e| e.to_string())?;
+            let other = EmptyCgroup::create("ctrace-bench")?;
+            kernel.track(&other.handle).map_err(|e| e.to_string())?;
             let link = kernel.attach_syscalls().map_err(|e| e.to_string())?;
             let progs = link_prog(link.sys_enter());
             let exit = link.task_exit().map(link_prog).unwrap_or_default();
             let run = run_container(None, containers, &progs, &exit, |id| {
-                let pid: u32 = common::docker(&["inspect", "-f", "{{.State.Pid}}", id])?
-                    .parse()
-                    .map_err(|e| format!("container pid: {e}"))?;
-                let rel = ctrace::docker::cgroup::cgroup_of_pid(pid).map_err(|e| e.to_string())?;
-                let path = root.join(rel.trim_start_matches('/'));
-                let cg = ctrace::kernel::CgroupHandle::open(path.clone())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let cg = cgroup_of(container_pid(id)?)?;
                 // The cgroup_mkdir program already tracks every new container cgroup.
                 if v != Variant::H {
                     kernel.track(&cg).map_err(|e| e.to_string())
@@ -691,10 +674,7 @@ fn measure(
                     Ok(())
                 }
             });
-            let run = run.and_then(|r| Run::of(r, host_loop, None, &progs));
-            drop(other_cg);
-            let _ = std::fs::remove_dir(&other);
-            run
+            run.and_then(|r| Run::of(r, host_loop, None, &progs))
         }
         Variant::F => {
             let mut ctrace = common::Ctrace::start(dir, &[])?;
@@ -710,6 +690,61 @@ fn measure(
             ctrace.stop(Duration::from_secs(20))?;
             run
         }
+    }
+}
+
+/// ctrace's kernel programs, loaded in-process as the daemon loads them (c′, d′, c″).
+fn load_kernel(task_cache: bool) -> Result<ctrace::kernel::Kernel, String> {
+    ctrace::kernel::Kernel::load(ctrace::kernel::KernelConfig {
+        task_cache,
+        ..Default::default()
+    })
+    .map_err(|e| format!("loading ctrace's kernel programs: {e}"))
+}
+
+/// The pid of a container's init (`container`: its id or name).
+fn container_pid(container: &str) -> Result<u32, String> {
+    common::docker(&["inspect", "-f", "{{.State.Pid}}", container])?
+        .parse()
+        .map_err(|e| format!("container pid: {e}"))
+}
+
+/// The default-hierarchy cgroup of `pid`, to track or untrack in-process.
+fn cgroup_of(pid: u32) -> Result<ctrace::kernel::CgroupHandle, String> {
+    let root = ctrace::docker::cgroup::cgroup2_mount().map_err(|e| e.to_string())?;
+    let rel = ctrace::docker::cgroup::cgroup_of_pid(pid).map_err(|e| e.to_string())?;
+    let path = root.join(rel.trim_start_matches('/'));
+    ctrace::kernel::CgroupHandle::open(path.clone()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A cgroup of the bench's own that nothing runs in (d′ tracks it), removed on drop, errors
+/// included.
+struct EmptyCgroup {
+    handle: ctrace::kernel::CgroupHandle,
+    path: std::path::PathBuf,
+}
+
+impl EmptyCgroup {
+    /// `prefix`-PID under the cgroup2 mount.
+    fn create(prefix: &str) -> Result<EmptyCgroup, String> {
+        let root = ctrace::docker::cgroup::cgroup2_mount().map_err(|e| e.to_string())?;
+        let path = root.join(format!("{prefix}-{}", std::process::id()));
+        let _ = std::fs::create_dir(&path);
+        let handle = ctrace::kernel::CgroupHandle::open(path.clone())
+            .map_err(|e| format!("{}: {e}", path.display()));
+        match handle {
+            Ok(handle) => Ok(EmptyCgroup { handle, path }),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&path);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for EmptyCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
     }
 }
 

@@ -53,6 +53,10 @@ impl LoopContainer {
         }
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn inspect(&self, format: &str) -> Result<String, String> {
         common::docker(&["inspect", "-f", format, &self.name])
     }

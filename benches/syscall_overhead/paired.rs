@@ -58,22 +58,6 @@ const COMPARED: [Variant; 7] = [
     Variant::E,
 ];
 
-/// A cgroup of our own that nothing runs in (d′ tracks it), removed on drop, errors included.
-struct EmptyCgroup(std::path::PathBuf);
-
-impl EmptyCgroup {
-    fn create(path: std::path::PathBuf) -> EmptyCgroup {
-        let _ = std::fs::create_dir(&path);
-        EmptyCgroup(path)
-    }
-}
-
-impl Drop for EmptyCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// What a variant has attached for its chunk; dropping it detaches (`done` stops a daemon).
 #[allow(dead_code)]
 enum Attached {
@@ -119,10 +103,7 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
     labelled.chunk()?; // a container is up once it answers
     plain.chunk()?;
     let labelled_id = labelled.inspect("{{.Id}}")?;
-    let pid: u32 = plain
-        .inspect("{{.State.Pid}}")?
-        .parse()
-        .map_err(|e| format!("container pid: {e}"))?;
+    let pid = super::container_pid(plain.name())?;
     let id = plain.inspect("{{.Id}}")?;
 
     let mut floor_obj = MaybeUninit::uninit();
@@ -146,28 +127,14 @@ pub fn run(dir: &Path, rounds: usize, iterations: &str) -> Result<(), String> {
         .update(&pid.to_ne_bytes(), &value, MapFlags::ANY)
         .map_err(|e| format!("task hash: {e}"))?;
 
-    let root = ctrace::docker::cgroup::cgroup2_mount().map_err(|e| e.to_string())?;
-    let rel = ctrace::docker::cgroup::cgroup_of_pid(pid).map_err(|e| e.to_string())?;
-    let open = |path: &Path| {
-        ctrace::kernel::CgroupHandle::open(path.to_path_buf())
-            .map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let loop_cg = open(&root.join(rel.trim_start_matches('/')))?;
-    let other =
-        EmptyCgroup::create(root.join(format!("ctrace-bench-paired-{}", std::process::id())));
-    let other_cg = open(&other.0)?;
-    let load = |task_cache: bool| {
-        ctrace::kernel::Kernel::load(ctrace::kernel::KernelConfig {
-            task_cache,
-            ..Default::default()
-        })
-        .map_err(|e| format!("loading ctrace's kernel programs: {e}"))
-    };
+    let loop_cg = super::cgroup_of(pid)?;
+    let other = super::EmptyCgroup::create("ctrace-bench-paired")?;
+    let load = super::load_kernel;
     let (traced, untraced, uncached) = (load(true)?, load(true)?, load(false)?);
     for k in [&traced, &uncached] {
         k.track(&loop_cg).map_err(|e| e.to_string())?;
     }
-    untraced.track(&other_cg).map_err(|e| e.to_string())?;
+    untraced.track(&other.handle).map_err(|e| e.to_string())?;
     untraced.untrack(loop_cg.id, Some(&loop_cg));
 
     let attach = |v: Variant| -> Result<Attached, String> {
