@@ -8,10 +8,12 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# clang + libelf + zlib + pkg-config build the eBPF skeleton; docker.io is the engine;
-# busybox-static and binutils make the test images (no registry here).
+# clang + libelf + zlib + pkg-config build the eBPF skeleton; gcc + libc6-dev build the static
+# errno probe; docker.io is the engine; busybox-static, binutils and python3 make the test
+# images (no registry here); bpftrace is the tests' independent witness.
 need=()
-for pkg in clang llvm libelf-dev zlib1g-dev pkg-config docker.io busybox-static binutils; do
+for pkg in clang llvm libelf-dev zlib1g-dev pkg-config gcc libc6-dev docker.io busybox-static \
+    binutils python3 bpftrace; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
