@@ -28,7 +28,7 @@ use rusqlite::{params, Connection};
 use ctrace::cli::Selection;
 use ctrace::kernel::event::{Phase, Sighting};
 use ctrace::pipeline::writer::{Writer, WriterConfig};
-use ctrace::pipeline::{ToReader, ToWriter};
+use ctrace::pipeline::ToWriter;
 use ctrace::registry::Container;
 use ctrace::store::bits::{Bits, Class};
 use ctrace::tracefile::label::TracefilePattern;
@@ -175,7 +175,7 @@ fn check_against_writer(dir: &Path) -> Result<(), String> {
     let specs = workload(true);
     let db = dir.join("check.db");
     let conn = ctrace::store::open_rw(&db).map_err(|e| e.to_string())?;
-    let (to_reader, _control) = crossbeam_channel::unbounded::<ToReader>();
+    let (to_reader, _control) = ctrace::pipeline::control_channel().unwrap();
     let mut writer = Writer::new(
         conn,
         WriterConfig {

@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ctrace::abi::Abi;
 use ctrace::kernel::event::{self, Event, Item, Phase, Sighting};
 use ctrace::pipeline::writer::{Writer, WriterConfig, BATCH_MAX};
-use ctrace::pipeline::{ToReader, ToWriter, CHANNEL_CAPACITY};
+use ctrace::pipeline::{ToWriter, CHANNEL_CAPACITY};
 use ctrace::registry::Container;
 use ctrace::tracefile::label::TracefilePattern;
 
@@ -145,7 +145,7 @@ fn run() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let db = dir.path().join("pipeline.db");
     let conn = ctrace::store::open_rw(&db).map_err(|e| e.to_string())?;
-    let (to_reader, _control) = crossbeam_channel::unbounded::<ToReader>();
+    let (to_reader, _control) = ctrace::pipeline::control_channel().unwrap();
     let mut writer = Writer::new(
         conn,
         WriterConfig {

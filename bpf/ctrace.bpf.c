@@ -21,26 +21,58 @@ char LICENSE[] SEC("license") = "GPL";
 #define CAP_OPT_NOAUDIT (1U << 1)
 #define SECCOMP_MODE_FILTER_ACTIVE 2
 #define STACK_FRAMES 8 /* tracepoint program, trace runner, cap_capable, callers */
-#define NR_SECCOMP_X86_64 317
-#define NR_PRCTL_X86_64 157
-#define SECCOMP_SET_MODE_FILTER 1
-#define PR_SET_SECCOMP 22
-#define SECCOMP_MODE_FILTER 2
 
 /*
- * Does this call install a seccomp filter (the runtime's, for the container)? libseccomp
- * probes for features with a NULL program first: those calls do not count.
+ * Phase changes are rare (a few per container) and say why: each is sent to userspace, which
+ * logs it (--debug) and explains a recording that went wrong with it. Best effort: a full ring
+ * buffer loses the report, never the change.
  */
-static __always_inline bool installs_filter(struct pt_regs *regs, __u64 nr)
+static __noinline void report_phase(__u32 old_phase, __u32 new_phase, __u32 cause,
+				    __u32 filter_tgid, struct linux_binprm *bprm)
 {
-	if (nr == NR_SECCOMP_X86_64)
-		return BPF_CORE_READ(regs, di) == SECCOMP_SET_MODE_FILTER &&
-		       BPF_CORE_READ(regs, dx) != 0;
-	if (nr == NR_PRCTL_X86_64)
-		return BPF_CORE_READ(regs, di) == PR_SET_SECCOMP &&
-		       BPF_CORE_READ(regs, si) == SECCOMP_MODE_FILTER &&
-		       BPF_CORE_READ(regs, dx) != 0;
-	return false;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct ctrace_phase_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		__sync_fetch_and_add(&ringbuf_misses, 1);
+		return;
+	}
+	e->kind = CTRACE_KIND_PHASE;
+	e->old_phase = old_phase;
+	e->new_phase = new_phase;
+	e->cause = cause;
+	e->filtered = task->seccomp.mode == SECCOMP_MODE_FILTER_ACTIVE;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->boot_ns = bpf_ktime_get_boot_ns();
+	e->pid = task->tgid;
+	e->filter_tgid = filter_tgid;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->filename[0] = 0;
+	if (bprm)
+		bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
+					  BPF_CORE_READ(bprm, filename));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * The runtime's set-up comes under the container's filter with the first call of a task that
+ * has one: the thread group that installed it (runc init), which will exec the entrypoint.
+ * Keyed on the task's own seccomp mode, not on seeing the seccomp() call, so a call missed
+ * there cannot leave the phase behind.
+ */
+static __always_inline __u32 phase_for_call(struct ctrace_cgroup *st, struct task_struct *task)
+{
+	__u32 phase = st->phase_now;
+
+	if (phase != CTRACE_PHASE_RUNTIME || task->seccomp.mode != SECCOMP_MODE_FILTER_ACTIVE)
+		return phase;
+	if (__sync_val_compare_and_swap(&st->phase_now, CTRACE_PHASE_RUNTIME,
+					CTRACE_PHASE_RUNTIME_FILTERED) == CTRACE_PHASE_RUNTIME) {
+		st->filter_tgid = task->tgid;
+		report_phase(CTRACE_PHASE_RUNTIME, CTRACE_PHASE_RUNTIME_FILTERED,
+			     CTRACE_CAUSE_FILTERED_CALL, task->tgid, NULL);
+	}
+	return CTRACE_PHASE_RUNTIME_FILTERED;
 }
 
 /* The ABI of this syscall; `*nr` becomes its number in that ABI's table. */
@@ -56,11 +88,10 @@ static __always_inline __u8 syscall_abi(struct task_struct *task, __u64 *nr)
 }
 
 /*
- * Everything a syscall may have to do: send a first sighting, notice the runtime installing
- * its filter. `place`: where the state of `task` (the current task) is.
+ * Everything a syscall may have to do: send a first sighting, notice the runtime's set-up
+ * coming under its filter. `place`: where the state of `task` (the current task) is.
  */
-static __always_inline int record_syscall(struct pt_regs *regs, long id, __u32 place,
-					  struct task_struct *task)
+static __always_inline int record_syscall(long id, __u32 place, struct task_struct *task)
 {
 	__u64 *owner;
 	struct ctrace_cgroup *st = state_at(place, task->cgroups->dfl_cgrp, &owner);
@@ -74,22 +105,19 @@ static __always_inline int record_syscall(struct pt_regs *regs, long id, __u32 p
 	if (nr >= CTRACE_SYSCALL_MAX)
 		return 0;
 
-	__u32 phase = st->phase_now;
+	__u32 phase = phase_for_call(st, task);
 
 	if (phase >= CTRACE_PHASE_COUNT)
 		return 0;
 	sight(&st->phase[phase].syscalls[abi][(nr / 64) & (CTRACE_SYSCALL_WORDS - 1)],
 	      1ULL << (nr & 63), CTRACE_KIND_SYSCALL, nr, abi, phase, owner);
-	/* The runtime (a native program) installs the container's filter, then execs. */
-	if (phase == CTRACE_PHASE_RUNTIME && abi == CTRACE_ABI_X86_64 && installs_filter(regs, nr))
-		st->phase_now = CTRACE_PHASE_RUNTIME_FILTERED;
 	return 0;
 }
 
 /* Out of line, so that the placement cache's fast path keeps nothing across helper calls. */
-static __noinline int record_syscall_out_of_line(struct pt_regs *regs, long id, __u32 place)
+static __noinline int record_syscall_out_of_line(long id, __u32 place)
 {
-	return record_syscall(regs, id, place, bpf_get_current_task_btf());
+	return record_syscall(id, place, bpf_get_current_task_btf());
 }
 
 /*
@@ -131,7 +159,7 @@ int BPF_PROG(ctrace_sys_enter, struct pt_regs *regs, long id)
 		return 0;
 	if (place != PLACE_LOOKUP && seen_before(place, task, id))
 		return 0;
-	return record_syscall_out_of_line(regs, id, place);
+	return record_syscall_out_of_line(id, place);
 }
 
 /* Without it (--no-task-cache, or a kernel that cannot have it): the helper path every call. */
@@ -140,7 +168,7 @@ int BPF_PROG(ctrace_sys_enter_helper, struct pt_regs *regs, long id)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 
-	return record_syscall(regs, id, placement_of(task->cgroups->dfl_cgrp), task);
+	return record_syscall(id, placement_of(task->cgroups->dfl_cgrp), task);
 }
 
 /* An exec through a file descriptor: runc re-executing its own sealed copy (runc init). */
@@ -158,9 +186,14 @@ static __always_inline bool execs_through_fd(struct linux_binprm *bprm)
 
 /*
  * The entrypoint runs once an exec in the cgroup has succeeded: the runtime's other threads
- * are gone by then (they still make calls between execve's entry and here). An exec before
- * the runtime's filter that goes through a file descriptor is the runtime re-executing itself
- * (runc's cloned binary, which can land in the cgroup under load), not the entrypoint.
+ * are gone by then (they still make calls between execve's entry and here).
+ *
+ * Under a filter, only the thread group whose calls first showed it (runc init) moves the
+ * phase on: nothing else the runtime runs can end its set-up early. An exec already under a
+ * filter while the phase is still "runtime" means the filtered calls were not seen (the
+ * syscall program was attached late); the application starts all the same. Without a filter
+ * (an unconfined container), the first exec that is not the runtime re-executing itself
+ * through a file descriptor (runc's sealed copy of its binary) is the entrypoint.
  */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -168,15 +201,22 @@ int BPF_PROG(ctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	__u64 *owner;
 	struct ctrace_cgroup *st = state_of(bpf_get_current_task_btf(), &owner);
 
-	if (!st || st->phase_now == CTRACE_PHASE_APP)
+	if (!st)
 		return 0;
-	if (st->phase_now == CTRACE_PHASE_RUNTIME &&
-	    BPF_CORE_READ(p, seccomp.mode) != SECCOMP_MODE_FILTER_ACTIVE && execs_through_fd(bprm)) {
-		if (debug)
-			bpf_printk("ctrace: runtime re-exec in cgroup, still runtime");
+	__u32 phase = st->phase_now;
+	bool filtered = BPF_CORE_READ(p, seccomp.mode) == SECCOMP_MODE_FILTER_ACTIVE;
+	bool starts_app;
+
+	if (phase == CTRACE_PHASE_APP || phase >= CTRACE_PHASE_COUNT)
 		return 0;
-	}
-	st->phase_now = CTRACE_PHASE_APP;
+	if (phase == CTRACE_PHASE_RUNTIME_FILTERED)
+		starts_app = BPF_CORE_READ(p, tgid) == st->filter_tgid;
+	else
+		starts_app = filtered || !execs_through_fd(bprm);
+	if (starts_app)
+		st->phase_now = CTRACE_PHASE_APP;
+	report_phase(phase, starts_app ? CTRACE_PHASE_APP : phase,
+		     starts_app ? CTRACE_CAUSE_EXEC : CTRACE_CAUSE_EXEC_KEPT, st->filter_tgid, bprm);
 	return 0;
 }
 
@@ -336,7 +376,7 @@ int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	}
 
 	e->kind = CTRACE_KIND_CGROUP_NEW;
-	e->pad = 0;
+	e->flags = syscalls_attached ? 0 : CTRACE_CGROUP_SYSCALLS_DETACHED;
 	e->cgroup_id = id;
 	e->boot_ns = bpf_ktime_get_boot_ns();
 	if (debug)

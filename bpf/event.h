@@ -15,6 +15,7 @@
 #define CTRACE_KIND_CAP_GRANTED 2
 #define CTRACE_KIND_CAP_DENIED 3
 #define CTRACE_KIND_CGROUP_NEW 4
+#define CTRACE_KIND_PHASE 5
 
 /*
  * Phases of a container's cgroup. A new cgroup starts in the runtime's set-up (runc init),
@@ -24,6 +25,14 @@
 #define CTRACE_PHASE_RUNTIME_FILTERED 1 /* set-up under the filter, up to the exec */
 #define CTRACE_PHASE_APP 2              /* the application */
 #define CTRACE_PHASE_COUNT 3
+
+/* Why a phase event was sent (struct ctrace_phase_event). */
+#define CTRACE_CAUSE_FILTERED_CALL 1 /* first call of a task under a seccomp filter */
+#define CTRACE_CAUSE_EXEC 2          /* an exec that moved the phase on */
+#define CTRACE_CAUSE_EXEC_KEPT 3     /* an exec before the application that did not */
+
+/* struct ctrace_cgroup_event flags */
+#define CTRACE_CGROUP_SYSCALLS_DETACHED 1 /* the syscall program was not attached */
 
 #define CTRACE_COMM_LEN 16
 #define CTRACE_CONTAINER_ID_LEN 64
@@ -39,8 +48,10 @@ struct ctrace_bits {
 /* Per-cgroup state: cgroup local storage, or a hash keyed by cgroup id on older kernels. */
 struct ctrace_cgroup {
 	struct ctrace_bits phase[CTRACE_PHASE_COUNT];
-	__u32 phase_now;  /* CTRACE_PHASE_*; zero (runtime) for a new cgroup */
-	__u32 generation; /* the reset_generation its bitmaps belong to */
+	__u32 phase_now;   /* CTRACE_PHASE_*; zero (runtime) for a new cgroup */
+	__u32 generation;  /* the reset_generation its bitmaps belong to */
+	__u32 filter_tgid; /* the thread group whose calls were first seen under a filter */
+	__u32 pad;
 };
 
 /*
@@ -69,12 +80,29 @@ struct ctrace_event {
 
 /* A new container-like cgroup on the default hierarchy. */
 struct ctrace_cgroup_event {
-	__u32 kind; /* CTRACE_KIND_CGROUP_NEW */
-	__u32 pad;
+	__u32 kind;  /* CTRACE_KIND_CGROUP_NEW */
+	__u32 flags; /* CTRACE_CGROUP_* */
 	__u64 cgroup_id;
 	__u64 boot_ns;
 	char container_id[CTRACE_CONTAINER_ID_LEN];
 	char path[CTRACE_CGROUP_PATH_LEN]; /* relative to the cgroup2 mount */
+};
+
+#define CTRACE_FILENAME_LEN 64
+
+/* A cgroup's phase moved on, or an exec before the application left it where it was. */
+struct ctrace_phase_event {
+	__u32 kind; /* CTRACE_KIND_PHASE */
+	__u8 old_phase;
+	__u8 new_phase;
+	__u8 cause;    /* CTRACE_CAUSE_* */
+	__u8 filtered; /* the task was under a seccomp filter */
+	__u64 cgroup_id;
+	__u64 boot_ns;
+	__u32 pid; /* thread-group id */
+	__u32 filter_tgid;
+	char comm[CTRACE_COMM_LEN];
+	char filename[CTRACE_FILENAME_LEN]; /* the exec's file, for exec causes */
 };
 
 #endif

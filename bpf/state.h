@@ -26,6 +26,8 @@ __u64 ringbuf_misses = 0;
 __u32 reset_generation = 0;
 /* Cgroups whose state lives in cgroup_hash (slot taken); untracked tasks skip it while 0. */
 __s64 overflow_count = 0;
+/* Set by userspace while the syscall program is attached (reported with new cgroups). */
+__u32 syscalls_attached = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
@@ -53,6 +55,7 @@ static const struct ctrace_cgroup zero_state;
 /* Referenced so that their layouts reach BTF and the skeleton's Rust types. */
 struct ctrace_event _ctrace_event = {};
 struct ctrace_cgroup_event _ctrace_cgroup_event = {};
+struct ctrace_phase_event _ctrace_phase_event = {};
 
 static __always_inline struct ctrace_slot *slot_at(__u32 idx)
 {

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::cli::TraceArgs;
 use crate::docker::{cgroup, watcher};
 use crate::kernel::{probe, KernelConfig};
-use crate::pipeline::{reader, writer, ToReader, ToWriter, CHANNEL_CAPACITY};
+use crate::pipeline::{self, reader, writer, ReaderControl, ToReader, ToWriter, CHANNEL_CAPACITY};
 use crate::registry::Registry;
 use crate::store;
 
@@ -43,7 +43,8 @@ async fn trace(
         "cannot reach Docker (is dockerd running? `dockerd --bridge=none --iptables=false &`)",
     )?;
     let (to_writer, from_reader) = crossbeam_channel::bounded::<ToWriter>(CHANNEL_CAPACITY);
-    let (to_reader, control) = crossbeam_channel::unbounded::<ToReader>();
+    let (to_reader, control) =
+        pipeline::control_channel().context("making the reader's control channel")?;
     let (new_tx, new_rx) = mpsc::unbounded_channel();
 
     let writer = writer::spawn(
@@ -133,7 +134,7 @@ async fn trace(
 
 async fn epoch_timer(
     epoch: std::time::Duration,
-    to_reader: crossbeam_channel::Sender<ToReader>,
+    to_reader: ReaderControl,
     mut stop: watch::Receiver<bool>,
 ) {
     // Epochs are slots of Unix time (the store counts them the same way): reset at each

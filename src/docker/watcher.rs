@@ -1,7 +1,7 @@
 //! The Docker watcher: inventory at start, then events; identifies the cgroups the kernel
 //! started tracking; reconnects with back-off when dockerd restarts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::docker::{cgroup, tracefile_label};
 use crate::kernel::event::NewCgroup;
-use crate::pipeline::{ToReader, ToWriter};
+use crate::pipeline::{ReaderControl, ToReader, ToWriter};
 use crate::registry::{Container, Registry};
 use crate::tracefile::label::{TracefilePattern, LABEL};
 
@@ -34,13 +34,17 @@ struct Described {
 pub struct Watcher {
     pub registry: Arc<Registry>,
     pub to_writer: Sender<ToWriter>,
-    pub to_reader: Sender<ToReader>,
+    pub to_reader: ReaderControl,
     pub cgroup_root: PathBuf,
     /// Containers described by `create` events: a container removed right after it ran can
     /// no longer be inspected.
     described: HashMap<String, Described>,
     /// New cgroups not yet identified, with their deadline.
     unidentified: Vec<(NewCgroup, Instant)>,
+    /// Labelled containers Docker has, running or not: the reader keeps the syscall program
+    /// attached while there is one, so that a start is seen from its first call (attaching
+    /// when its cgroup appears would be too late for the runtime's first calls).
+    labelled: HashSet<String>,
 }
 
 pub async fn connect() -> Result<Docker, bollard::errors::Error> {
@@ -52,7 +56,7 @@ impl Watcher {
     pub fn new(
         registry: Arc<Registry>,
         to_writer: Sender<ToWriter>,
-        to_reader: Sender<ToReader>,
+        to_reader: ReaderControl,
         cgroup_root: PathBuf,
     ) -> Watcher {
         Watcher {
@@ -62,6 +66,7 @@ impl Watcher {
             cgroup_root,
             described: HashMap::new(),
             unidentified: Vec::new(),
+            labelled: HashSet::new(),
         }
     }
 
@@ -130,11 +135,12 @@ impl Watcher {
         }
     }
 
-    /// Labelled containers already running when tracing starts.
+    /// Labelled containers Docker has; the running ones are traced from now on.
     async fn inventory(&mut self, docker: &Docker) {
         let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
         let listed = docker
             .list_containers(Some(ListContainersOptions {
+                all: true,
                 filters: Some(filters),
                 ..Default::default()
             }))
@@ -146,8 +152,17 @@ impl Watcher {
                 return;
             }
         };
+        let labelled: HashSet<String> = containers.iter().filter_map(|c| c.id.clone()).collect();
+        self.set_labelled(labelled);
         for summary in containers {
             let Some(id) = summary.id else { continue };
+            if summary
+                .state
+                .as_ref()
+                .is_some_and(|s| s.to_string() != "running")
+            {
+                continue;
+            }
             if self.registry.by_container_id(&id).is_some() {
                 continue;
             }
@@ -199,6 +214,11 @@ impl Watcher {
                 let name = attributes.remove("name").unwrap_or_default();
                 let image = attributes.remove("image").unwrap_or_default();
                 // Remaining attributes are the container's labels.
+                if tracefile_label(&attributes).is_some() {
+                    let mut labelled = self.labelled.clone();
+                    labelled.insert(id.clone());
+                    self.set_labelled(labelled);
+                }
                 self.described.insert(
                     id,
                     Described {
@@ -226,9 +246,23 @@ impl Watcher {
             }
             "destroy" => {
                 self.described.remove(&id);
+                if self.labelled.contains(&id) {
+                    let mut labelled = self.labelled.clone();
+                    labelled.remove(&id);
+                    self.set_labelled(labelled);
+                }
             }
             _ => {}
         }
+    }
+
+    fn set_labelled(&mut self, labelled: HashSet<String>) {
+        if labelled != self.labelled || labelled.is_empty() {
+            let _ = self
+                .to_reader
+                .send(ToReader::LabelledContainers(labelled.len()));
+        }
+        self.labelled = labelled;
     }
 
     async fn identify_pending(&mut self, docker: &Docker) {
@@ -246,6 +280,15 @@ impl Watcher {
             match described {
                 Some(d) => match self.accept(&new.container_id, &d, new.cgroup_id, false) {
                     Some(container) => {
+                        if new.syscalls_detached {
+                            eprintln!(
+                                "ctrace: warning: container {} ({}) started while the syscall \
+                                 program was detached (created before the daemon saw it): \
+                                 its first calls may be missing",
+                                container.name,
+                                container.short_id()
+                            );
+                        }
                         let _ = self.to_writer.send(ToWriter::Resolved(container));
                     }
                     None => self.ignore(new.cgroup_id),

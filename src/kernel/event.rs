@@ -10,6 +10,8 @@ unsafe impl plain::Plain for types::ctrace_event {}
 // SAFETY: as above.
 unsafe impl plain::Plain for types::ctrace_cgroup_event {}
 // SAFETY: as above.
+unsafe impl plain::Plain for types::ctrace_phase_event {}
+// SAFETY: as above.
 unsafe impl plain::Plain for types::ctrace_cgroup {}
 // SAFETY: as above.
 unsafe impl plain::Plain for types::ctrace_slot {}
@@ -18,6 +20,11 @@ const KIND_SYSCALL: u32 = 1;
 const KIND_CAP_GRANTED: u32 = 2;
 const KIND_CAP_DENIED: u32 = 3;
 const KIND_CGROUP_NEW: u32 = 4;
+const KIND_PHASE: u32 = 5;
+const CGROUP_SYSCALLS_DETACHED: u32 = 1;
+const CAUSE_FILTERED_CALL: u8 = 1;
+const CAUSE_EXEC: u8 = 2;
+const CAUSE_EXEC_KEPT: u8 = 3;
 const PHASE_RUNTIME: u8 = 0;
 const PHASE_RUNTIME_FILTERED: u8 = 1;
 const PHASE_APP: u8 = 2;
@@ -41,6 +48,14 @@ impl Phase {
             Phase::App => 0,
             Phase::Runtime => 1,
             Phase::RuntimeFiltered => 2,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Phase::App => "application",
+            Phase::Runtime => "runtime",
+            Phase::RuntimeFiltered => "runtime under the filter",
         }
     }
 
@@ -87,12 +102,70 @@ pub struct NewCgroup {
     pub container_id: String,
     /// Relative to the cgroup2 mount.
     pub path: String,
+    /// The syscall program was not attached when the cgroup was made: its first calls may
+    /// be missing.
+    pub syscalls_detached: bool,
+}
+
+/// Why a cgroup's phase moved on (or, for an exec, did not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseCause {
+    /// The first call of a task under a seccomp filter.
+    FilteredCall,
+    /// An exec that started the application.
+    Exec,
+    /// An exec before the application that did not start it (the runtime's own).
+    ExecKept,
+}
+
+/// A phase event: every change of a cgroup's phase, and every exec before the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseChange {
+    pub cgroup_id: u64,
+    pub old: Phase,
+    pub new: Phase,
+    pub cause: PhaseCause,
+    /// The task was under a seccomp filter.
+    pub filtered: bool,
+    pub boot_ns: u64,
+    pub pid: u32,
+    /// The thread group whose calls were first seen under the filter (0: none yet).
+    pub filter_tgid: u32,
+    pub comm: String,
+    /// The exec's file name (empty for a filtered call).
+    pub filename: String,
+}
+
+impl std::fmt::Display for PhaseChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cause = match self.cause {
+            PhaseCause::FilteredCall => "first call under a seccomp filter",
+            PhaseCause::Exec => "exec",
+            PhaseCause::ExecKept => "exec of the runtime, phase kept",
+        };
+        write!(
+            f,
+            "cgroup {}: {} -> {} ({cause}; pid {}, comm {}{}{})",
+            self.cgroup_id,
+            self.old.describe(),
+            self.new.describe(),
+            self.pid,
+            self.comm,
+            if self.filename.is_empty() {
+                String::new()
+            } else {
+                format!(", file {}", self.filename)
+            },
+            if self.filtered { ", filtered" } else { "" },
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Sighting(Sighting),
     NewCgroup(NewCgroup),
+    Phase(PhaseChange),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -105,6 +178,8 @@ pub enum DecodeError {
     Abi(u8),
     #[error("unknown phase code {0}")]
     Phase(u8),
+    #[error("unknown phase cause {0}")]
+    Cause(u8),
 }
 
 fn c_string(bytes: &[u8]) -> String {
@@ -127,7 +202,11 @@ pub fn decode(data: &[u8]) -> Result<Event, DecodeError> {
             cgroup_id: ev.cgroup_id,
             container_id: c_string(&as_bytes(&ev.container_id)),
             path: c_string(&as_bytes(&ev.path)),
+            syscalls_detached: ev.flags & CGROUP_SYSCALLS_DETACHED != 0,
         }));
+    }
+    if kind == KIND_PHASE {
+        return decode_phase(data);
     }
     let mut ev = types::ctrace_event::default();
     plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
@@ -147,6 +226,29 @@ pub fn decode(data: &[u8]) -> Result<Event, DecodeError> {
         boot_ns: ev.boot_ns,
         pid: ev.pid,
         comm: c_string(&as_bytes(&ev.comm)),
+    }))
+}
+
+fn decode_phase(data: &[u8]) -> Result<Event, DecodeError> {
+    let mut ev = types::ctrace_phase_event::default();
+    plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
+    let phase = |code| Phase::from_kernel(code).ok_or(DecodeError::Phase(code));
+    Ok(Event::Phase(PhaseChange {
+        cgroup_id: ev.cgroup_id,
+        old: phase(ev.old_phase)?,
+        new: phase(ev.new_phase)?,
+        cause: match ev.cause {
+            CAUSE_FILTERED_CALL => PhaseCause::FilteredCall,
+            CAUSE_EXEC => PhaseCause::Exec,
+            CAUSE_EXEC_KEPT => PhaseCause::ExecKept,
+            other => return Err(DecodeError::Cause(other)),
+        },
+        filtered: ev.filtered != 0,
+        boot_ns: ev.boot_ns,
+        pid: ev.pid,
+        filter_tgid: ev.filter_tgid,
+        comm: c_string(&as_bytes(&ev.comm)),
+        filename: c_string(&as_bytes(&ev.filename)),
     }))
 }
 

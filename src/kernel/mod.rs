@@ -81,6 +81,8 @@ pub struct Kernel {
     overflow_count: Option<NonNull<i64>>,
     /// `reset_generation` in the programs' .bss: bumped to start an epoch.
     reset_generation: Option<NonNull<u32>>,
+    /// `syscalls_attached` in the programs' .bss.
+    syscalls_attached: Option<NonNull<u32>>,
     /// The slots array in the programs' .bss (shared memory; see state.rs).
     slots: Option<NonNull<skel::types::ctrace_slot>>,
     /// The per-CPU placement cache's controls in .data (bpf/task_cache.h).
@@ -130,6 +132,18 @@ impl TaskCache {
 pub struct SyscallLinks {
     sys_enter: Link,
     task_exit: Option<Link>,
+    /// `syscalls_attached` in the programs' .bss: new cgroups report whether it was set.
+    attached_flag: Option<NonNull<u32>>,
+}
+
+impl Drop for SyscallLinks {
+    fn drop(&mut self) {
+        if let Some(flag) = self.attached_flag {
+            // SAFETY: the pointer is into the skeleton's .bss mapping, which outlives every
+            // SyscallLinks (the Kernel owns it); the programs only read it.
+            unsafe { AtomicU32::from_ptr(flag.as_ptr()) }.store(0, Ordering::SeqCst);
+        }
+    }
 }
 
 impl SyscallLinks {
@@ -235,13 +249,14 @@ impl Kernel {
             .set_autoload(cap_source == CapSource::Kprobe);
         let mut skel = open.load().map_err(KernelError::Load)?;
         let bss = skel.maps.bss_data.as_deref_mut();
-        let (overflow_count, reset_generation, slots) = match bss {
+        let (overflow_count, reset_generation, syscalls_attached, slots) = match bss {
             Some(bss) => (
                 Some(NonNull::from(&mut bss.overflow_count)),
                 Some(NonNull::from(&mut bss.reset_generation)),
+                Some(NonNull::from(&mut bss.syscalls_attached)),
                 NonNull::new(bss.slots.as_mut_ptr()),
             ),
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
 
         let mut links = vec![
@@ -272,6 +287,7 @@ impl Kernel {
             slot_mask,
             overflow_count,
             reset_generation,
+            syscalls_attached,
             slots,
             task_cache,
             cap_source,
@@ -344,18 +360,27 @@ impl Kernel {
     /// the cache's key); entries written before it ran are then invalidated.
     pub fn attach_syscalls(&self) -> Result<SyscallLinks, KernelError> {
         let progs = &self.skel.progs;
-        let Some(cache) = &self.task_cache else {
-            return Ok(SyscallLinks {
+        let links = match &self.task_cache {
+            None => SyscallLinks {
                 sys_enter: attach(&progs.ctrace_sys_enter_helper, "tp_btf/sys_enter")?,
                 task_exit: None,
-            });
+                attached_flag: self.syscalls_attached,
+            },
+            Some(cache) => {
+                let task_exit = attach(&progs.ctrace_exited, "tp_btf/sched_process_exit")?;
+                cache.invalidate();
+                SyscallLinks {
+                    sys_enter: attach(&progs.ctrace_sys_enter, "tp_btf/sys_enter")?,
+                    task_exit: Some(task_exit),
+                    attached_flag: self.syscalls_attached,
+                }
+            }
         };
-        let task_exit = attach(&progs.ctrace_exited, "tp_btf/sched_process_exit")?;
-        cache.invalidate();
-        Ok(SyscallLinks {
-            sys_enter: attach(&progs.ctrace_sys_enter, "tp_btf/sys_enter")?,
-            task_exit: Some(task_exit),
-        })
+        if let Some(flag) = self.syscalls_attached {
+            // SAFETY: as in SyscallLinks::drop.
+            unsafe { AtomicU32::from_ptr(flag.as_ptr()) }.store(1, Ordering::SeqCst);
+        }
+        Ok(links)
     }
 
     pub fn ringbuf_misses(&self) -> u64 {

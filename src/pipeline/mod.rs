@@ -6,8 +6,11 @@ pub mod clock;
 pub mod reader;
 pub mod writer;
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, SendError, Sender};
 
 use crate::kernel::event::{NewCgroup, Sighting};
 use crate::registry::Container;
@@ -49,8 +52,76 @@ pub enum ToReader {
     Untrack {
         cgroup_id: u64,
     },
+    /// How many labelled containers Docker has (created, running or stopped): while there
+    /// is one, the syscall program stays attached, so a start misses none of its calls.
+    LabelledContainers(usize),
     /// Forget sightings so continued use is seen again (a new epoch, or a Tracefile window
     /// rolled over: every container then reports its current use again).
     NewEpoch,
     Shutdown,
+}
+
+/// Sends requests to the reader thread and wakes it: it sleeps in the ring buffer's poll,
+/// and some requests (attach the syscall program before a container starts) cannot wait
+/// for the poll's time-out.
+#[derive(Debug, Clone)]
+pub struct ReaderControl {
+    tx: Sender<ToReader>,
+    wake: Arc<OwnedFd>,
+}
+
+/// The reader's end: requests, and the descriptor that is readable while some are queued.
+#[derive(Debug)]
+pub struct ControlReceiver {
+    pub rx: Receiver<ToReader>,
+    wake: Arc<OwnedFd>,
+}
+
+/// A control channel with its eventfd.
+pub fn control_channel() -> std::io::Result<(ReaderControl, ControlReceiver)> {
+    // SAFETY: eventfd(2) has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+    let (tx, rx) = crossbeam_channel::unbounded();
+    Ok((
+        ReaderControl {
+            tx,
+            wake: Arc::clone(&wake),
+        },
+        ControlReceiver { rx, wake },
+    ))
+}
+
+impl ReaderControl {
+    pub fn send(&self, request: ToReader) -> Result<(), SendError<ToReader>> {
+        self.tx.send(request)?;
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our own eventfd. A full counter
+        // (EAGAIN) still leaves it readable, which is all the reader needs.
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        Ok(())
+    }
+}
+
+impl ControlReceiver {
+    pub fn wake_fd(&self) -> RawFd {
+        self.wake.as_raw_fd()
+    }
+
+    /// Resets the eventfd; call before draining `rx`.
+    pub fn acknowledge(&self) {
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live buffer from our own non-blocking eventfd.
+        unsafe {
+            libc::read(
+                self.wake.as_raw_fd(),
+                count.as_mut_ptr().cast(),
+                count.len(),
+            )
+        };
+    }
 }

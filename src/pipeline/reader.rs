@@ -8,12 +8,12 @@ use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use libbpf_rs::RingBufferBuilder;
 
-use crate::kernel::event::{self, Event, NewCgroup};
+use crate::kernel::event::{self, Event, NewCgroup, PhaseChange};
 use crate::kernel::{CapSource, CgroupHandle, Kernel, KernelConfig, KernelError, SyscallLinks};
-use crate::pipeline::{ToReader, ToWriter};
+use crate::pipeline::{ControlReceiver, ToReader, ToWriter};
 
 const POLL_TIMEOUT: Duration = Duration::from_millis(50);
 const MISS_REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -38,7 +38,7 @@ pub struct ReaderConfig {
 pub fn spawn(
     config: ReaderConfig,
     to_writer: Sender<ToWriter>,
-    control: Receiver<ToReader>,
+    control: ControlReceiver,
     new_cgroups: tokio::sync::mpsc::UnboundedSender<NewCgroup>,
 ) -> Result<(JoinHandle<()>, Loaded), KernelError> {
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
@@ -61,6 +61,8 @@ pub fn spawn(
                 kernel: &kernel,
                 cgroup_root: config.cgroup_root,
                 always_attached: config.always_attached,
+                debug: config.kernel.debug,
+                labelled_containers: 0,
                 tracked: HashMap::new(),
                 syscall_link: None,
                 to_writer,
@@ -93,6 +95,9 @@ struct Reader<'k> {
     kernel: &'k Kernel,
     cgroup_root: PathBuf,
     always_attached: bool,
+    debug: bool,
+    /// Labelled containers Docker has (see ToReader::LabelledContainers).
+    labelled_containers: usize,
     tracked: HashMap<u64, CgroupHandle>,
     syscall_link: Option<SyscallLinks>,
     to_writer: Sender<ToWriter>,
@@ -100,11 +105,12 @@ struct Reader<'k> {
 }
 
 impl Reader<'_> {
-    fn run(&mut self, control: &Receiver<ToReader>) {
+    fn run(&mut self, control: &ControlReceiver) {
         let fresh: Rc<RefCell<Vec<NewCgroup>>> = Rc::default();
         let mut builder = RingBufferBuilder::new();
         let to_writer = self.to_writer.clone();
         let fresh_in_cb = Rc::clone(&fresh);
+        let debug = self.debug;
         let added = builder
             .add(self.kernel.events_map(), move |data: &[u8]| {
                 match event::decode(data) {
@@ -120,6 +126,7 @@ impl Reader<'_> {
                             return -1;
                         }
                     }
+                    Ok(Event::Phase(change)) => log_phase(debug, &change),
                     Err(e) => eprintln!("ctrace: skipping a ring buffer record: {e}"),
                 }
                 0
@@ -135,17 +142,20 @@ impl Reader<'_> {
         let mut last_misses = 0;
         let mut last_report = Instant::now();
         loop {
-            if let Err(e) = ring.poll(POLL_TIMEOUT) {
-                if e.kind() != libbpf_rs::ErrorKind::Interrupted {
-                    eprintln!("ctrace: error: polling the ring buffer: {e}");
-                    break;
-                }
+            if let Err(e) = wait_for_work(&ring, control) {
+                eprintln!("ctrace: error: polling the ring buffer: {e}");
+                break;
+            }
+            if let Err(e) = ring.consume() {
+                eprintln!("ctrace: error: reading the ring buffer: {e}");
+                break;
             }
             for cgroup in fresh.borrow_mut().drain(..) {
                 self.adopt_new(cgroup);
             }
             let mut stop = false;
-            while let Ok(request) = control.try_recv() {
+            control.acknowledge();
+            while let Ok(request) = control.rx.try_recv() {
                 stop |= self.apply(request);
             }
             if stop {
@@ -200,7 +210,7 @@ impl Reader<'_> {
     }
 
     fn sync_attachment(&mut self) -> Result<(), KernelError> {
-        let want = self.always_attached || !self.tracked.is_empty();
+        let want = self.always_attached || self.labelled_containers > 0 || !self.tracked.is_empty();
         if want && self.syscall_link.is_none() {
             self.syscall_link = Some(self.kernel.attach_syscalls()?);
         } else if !want {
@@ -230,10 +240,50 @@ impl Reader<'_> {
                 self.kernel.untrack(cgroup_id, handle.as_ref());
                 self.log_attach_error();
             }
+            ToReader::LabelledContainers(count) => {
+                self.labelled_containers = count;
+                self.log_attach_error();
+            }
             ToReader::NewEpoch => self.kernel.start_epoch(),
             ToReader::Shutdown => return true,
         }
         false
+    }
+}
+
+/// Sleeps until the ring buffer has records, a control request is queued, or the time-out.
+fn wait_for_work(
+    ring: &libbpf_rs::RingBuffer<'_>,
+    control: &ControlReceiver,
+) -> std::io::Result<()> {
+    let mut fds = [
+        libc::pollfd {
+            fd: ring.epoll_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: control.wake_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let timeout = i32::try_from(POLL_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `fds` is a live array of two pollfd structs, and its length is passed with it.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+    if ready < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Phase events explain a recording: every one with --debug.
+fn log_phase(debug: bool, change: &PhaseChange) {
+    if debug {
+        eprintln!("ctrace: phase: {change}");
     }
 }
 

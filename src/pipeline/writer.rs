@@ -9,12 +9,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Local;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::{Connection, Transaction};
 
 use crate::kernel::event::Sighting;
 use crate::pipeline::clock::BootClock;
-use crate::pipeline::{ToReader, ToWriter};
+use crate::pipeline::{ReaderControl, ToReader, ToWriter};
 use crate::registry::Container;
 use crate::store::containers;
 use crate::store::materialize::materialize;
@@ -42,7 +42,7 @@ pub fn spawn(
     conn: Connection,
     config: WriterConfig,
     from: Receiver<ToWriter>,
-    to_reader: Sender<ToReader>,
+    to_reader: ReaderControl,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("ctrace-writer".into())
@@ -82,7 +82,7 @@ pub struct Writer {
 struct State {
     config: WriterConfig,
     epoch_ms: i64,
-    to_reader: Sender<ToReader>,
+    to_reader: ReaderControl,
     clock: BootClock,
     cgroups: HashMap<u64, CgroupState>,
     /// Cgroups whose sheet holds sightings not yet written.
@@ -95,7 +95,7 @@ struct State {
 }
 
 impl Writer {
-    pub fn new(conn: Connection, config: WriterConfig, to_reader: Sender<ToReader>) -> Writer {
+    pub fn new(conn: Connection, config: WriterConfig, to_reader: ReaderControl) -> Writer {
         Writer {
             conn,
             state: State {
