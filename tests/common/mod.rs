@@ -1,6 +1,7 @@
 //! Harness for the tests that need root and a real dockerd. In CI (`CI` set) a missing
 //! environment fails the test; elsewhere the test prints that it skipped.
 #![allow(dead_code)]
+pub mod programs;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
