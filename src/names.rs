@@ -39,6 +39,31 @@ pub fn syscalls(abi: Abi) -> Vec<(u32, &'static str)> {
     }
 }
 
+/// Errno values a seccomp rule can return (`errnoRet`): 1..=4095, the kernel's MAX_ERRNO.
+pub const MAX_ERRNO: u32 = 4095;
+
+/// `38` → `ENOSYS`.
+pub fn errno_name(errno: u32) -> Option<&'static str> {
+    i32::try_from(errno)
+        .ok()
+        .and_then(|e| syscalls::Errno::new(e).name())
+}
+
+/// `ENOSYS` or `38` → 38.
+pub fn errno_number(text: &str) -> Option<u32> {
+    if let Ok(n) = text.parse::<u32>() {
+        return (1..=MAX_ERRNO).contains(&n).then_some(n);
+    }
+    (1..=MAX_ERRNO).find(|n| errno_name(*n) == Some(text))
+}
+
+/// A syscall name of any ABI's table.
+pub fn is_syscall_name(name: &str) -> bool {
+    Abi::ALL
+        .into_iter()
+        .any(|abi| syscall_number(abi, name).is_some())
+}
+
 /// Capabilities known to this build, in number order.
 pub fn capabilities() -> Vec<Capability> {
     let mut all: Vec<Capability> = caps::all().into_iter().collect();

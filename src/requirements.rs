@@ -67,15 +67,16 @@ fn image_tar() -> anyhow::Result<Vec<u8>> {
     Ok(builder.into_inner()?)
 }
 
+/// One tag per process: concurrent recordings must not remove each other's image.
 pub fn image() -> String {
-    format!("{IMAGE_REPO}:{IMAGE_TAG}")
+    format!("{IMAGE_REPO}:{IMAGE_TAG}-{}", std::process::id())
 }
 
 pub async fn import_image(docker: &Docker) -> anyhow::Result<()> {
     let options = CreateImageOptions {
         from_src: Some("-".into()),
         repo: Some(IMAGE_REPO.into()),
-        tag: Some(IMAGE_TAG.into()),
+        tag: Some(format!("{IMAGE_TAG}-{}", std::process::id())),
         ..Default::default()
     };
     let body = bollard::body_full(bytes::Bytes::from(image_tar()?));
@@ -149,18 +150,25 @@ pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Res
 
     runtime.block_on(import_image(docker))?;
     let mut baseline = Tracefile::default();
+    let take = || -> anyhow::Result<Vec<Event>> {
+        // The ring buffer holds everything already; take it.
+        ring.poll(Duration::from_millis(100))?;
+        ring.consume()?;
+        Ok(std::mem::take(&mut *seen.borrow_mut()))
+    };
     for batch in ROUNDS {
         let started = futures_util::future::join_all((0..*batch).map(|_| run_once(docker)));
         let ids = runtime
             .block_on(started)
             .into_iter()
             .collect::<anyhow::Result<Vec<_>>>()?;
-        // The ring buffer holds everything already; take it.
-        ring.poll(Duration::from_millis(100))?;
-        ring.consume()?;
-        let events = std::mem::take(&mut *seen.borrow_mut());
+        let mut events = take()?;
         for id in &ids {
-            for (abi, name) in filtered_calls(&events, id)? {
+            let calls = match filtered_calls(&events, id) {
+                Ok(calls) => calls,
+                Err(incomplete) => retry(docker, runtime, &take, &mut events, incomplete)?,
+            };
+            for (abi, name) in calls {
                 baseline.add_syscall(abi, name);
             }
         }
@@ -176,32 +184,112 @@ pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Res
     Ok(baseline)
 }
 
+/// Containers started again for one whose recording was incomplete.
+const RETRIES: usize = 3;
+
+/// A container's recording was incomplete: start others, one at a time, until one is
+/// complete. Fails with what every attempt saw.
+fn retry(
+    docker: &Docker,
+    runtime: &tokio::runtime::Runtime,
+    take: &dyn Fn() -> anyhow::Result<Vec<Event>>,
+    events: &mut Vec<Event>,
+    first: Incomplete,
+) -> anyhow::Result<BTreeSet<(Abi, &'static str)>> {
+    let mut seen = vec![first];
+    for _ in 0..RETRIES {
+        eprintln!(
+            "ctrace: warning: {}; starting another no-op container",
+            seen.last().map(ToString::to_string).unwrap_or_default()
+        );
+        let id = runtime.block_on(run_once(docker))?;
+        events.extend(take()?);
+        match filtered_calls(events, &id) {
+            Ok(calls) => return Ok(calls),
+            Err(incomplete) => seen.push(incomplete),
+        }
+    }
+    let attempts: Vec<String> = seen.iter().map(ToString::to_string).collect();
+    bail!(
+        "{} no-op containers in a row had incomplete recordings:\n  {}",
+        attempts.len(),
+        attempts.join("\n  ")
+    )
+}
+
+/// A no-op container whose recording lacks the runtime's calls under the filter, and what
+/// was seen of it.
+#[derive(Debug)]
+struct Incomplete {
+    container: String,
+    cgroup: Option<u64>,
+    /// Sightings per phase: runtime, under the filter, application.
+    sightings: [usize; 3],
+    phases: Vec<String>,
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = self.container.get(..12).unwrap_or(&self.container);
+        let Some(cgroup) = self.cgroup else {
+            return write!(
+                f,
+                "container {short}: its cgroup was not seen being created (cgroup v2 needed)"
+            );
+        };
+        write!(
+            f,
+            "container {short} (cgroup {cgroup}): no execve of the runtime under the \
+             container's seccomp filter; first sightings: {} runtime, {} under the filter, {} \
+             application; phase events: {}",
+            self.sightings[0],
+            self.sightings[1],
+            self.sightings[2],
+            if self.phases.is_empty() {
+                "none".to_string()
+            } else {
+                self.phases.join("; ")
+            }
+        )
+    }
+}
+
 /// What the runtime called under the container's filter in the container `id`.
-fn filtered_calls(events: &[Event], id: &str) -> anyhow::Result<BTreeSet<(Abi, &'static str)>> {
+fn filtered_calls(events: &[Event], id: &str) -> Result<BTreeSet<(Abi, &'static str)>, Incomplete> {
     let cgroup = events.iter().find_map(|e| match e {
         Event::NewCgroup(c) if c.container_id == id => Some(c.cgroup_id),
         _ => None,
     });
+    let mut incomplete = Incomplete {
+        container: id.to_string(),
+        cgroup,
+        sightings: [0; 3],
+        phases: Vec::new(),
+    };
     let Some(cgroup) = cgroup else {
-        bail!("the no-op container's cgroup was not seen being created (cgroup v2 needed)");
+        return Err(incomplete);
     };
     let mut calls = BTreeSet::new();
     for e in events {
-        if let Event::Sighting(s) = e {
-            if s.cgroup_id == cgroup && s.phase == Phase::RuntimeFiltered {
-                if let Item::Syscall { abi, nr } = s.item {
+        match e {
+            Event::Sighting(s) if s.cgroup_id == cgroup => {
+                incomplete.sightings[match s.phase {
+                    Phase::Runtime => 0,
+                    Phase::RuntimeFiltered => 1,
+                    Phase::App => 2,
+                }] += 1;
+                if let (Phase::RuntimeFiltered, Item::Syscall { abi, nr }) = (s.phase, s.item) {
                     if let Some(name) = names::syscall_name(abi, nr) {
                         calls.insert((abi, name));
                     }
                 }
             }
+            Event::Phase(p) if p.cgroup_id == cgroup => incomplete.phases.push(p.to_string()),
+            _ => {}
         }
     }
     if !calls.iter().any(|(_, n)| *n == "execve") {
-        bail!(
-            "no call of the runtime under the container's seccomp filter was seen; \
-             is seccomp enabled in dockerd (`docker info`)?"
-        );
+        return Err(incomplete);
     }
     Ok(calls)
 }

@@ -15,7 +15,7 @@ use crate::cli::{DiffArgs, Selection};
 use crate::store;
 use crate::store::select::select_tracefile;
 use crate::tracefile::parse::read_union;
-use crate::tracefile::{Tracefile, CAPABILITIES};
+use crate::tracefile::{Tracefile, CAPABILITIES, ERRNO};
 
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";
@@ -70,6 +70,13 @@ pub fn diff(a: &Tracefile, b: &Tracefile) -> Vec<SectionDiff> {
             .unwrap_or_default();
         push(Tracefile::syscall_section(abi), left, right);
     }
+    // `clone3 ENOSYS`: a changed answer shows as one line removed and one added.
+    let (left, right) = (a.errno_entries(), b.errno_entries());
+    push(
+        ERRNO.to_string(),
+        left.iter().collect(),
+        right.iter().collect(),
+    );
     sections
 }
 

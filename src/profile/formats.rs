@@ -152,7 +152,11 @@ pub fn k8s(tracefile: &Tracefile, profile: &SeccompProfile, profile_path: &Path)
     } else {
         out.push('\n');
         for rule in &profile.syscalls {
-            out.push_str(&format!("    - action: {}\n      names:", rule.action));
+            out.push_str(&format!("    - action: {}\n", rule.action));
+            if let Some(errno) = rule.errno_ret {
+                out.push_str(&format!("      errnoRet: {errno}\n"));
+            }
+            out.push_str("      names:");
             yaml_list(&mut out, 8, &rule.names);
         }
     }
@@ -187,6 +191,8 @@ pub struct Summary {
     pub capabilities: Vec<String>,
     pub cap_add: Vec<String>,
     pub syscalls: BTreeMap<Abi, Vec<String>>,
+    /// Refused calls answered with an errno other than EPERM, as the traced profile did.
+    pub errnos: BTreeMap<String, u32>,
     pub architectures: Vec<String>,
     /// Names also allowed on an ABI where they were not recorded (one list serves all).
     pub cross_abi: BTreeMap<Abi, Vec<String>>,
@@ -223,6 +229,10 @@ impl Summary {
                 allowed_names: profile.allowed().count(),
             },
             syscalls,
+            errnos: seccomp::refused_with(tracefile, &seccomp::allowed_names(tracefile))
+                .into_iter()
+                .flat_map(|(errno, names)| names.into_iter().map(move |n| (n, errno)))
+                .collect(),
             architectures: profile.architectures(),
             cross_abi: seccomp::cross_abi(tracefile)
                 .into_iter()

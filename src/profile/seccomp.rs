@@ -1,5 +1,11 @@
 //! The Docker seccomp profile made from a Tracefile: deny (EPERM) everything but what was
-//! recorded.
+//! recorded, and answer the calls the traced container's own profile refused with another
+//! errno (the Tracefile's `ERRNO` section) with that errno, in explicit rules: a program then
+//! takes the fallback it took while traced (glibc's `clone3` → `clone` on ENOSYS).
+//!
+//! Explicit rules also keep runc's ENOSYS stub (which answers ENOSYS for numbers above the
+//! profile's highest named call) from changing answers: every number the traced profile
+//! answered ENOSYS is named, and every name below the highest one falls to the default.
 //!
 //! Docker (20.10 and newer) and runc turn the profile into one libseccomp filter holding
 //! every architecture of the `archMap` entry for the host; each allowed *name* is resolved
@@ -52,6 +58,9 @@ pub struct ArchMap {
 pub struct SyscallRule {
     pub names: Vec<String>,
     pub action: String,
+    /// With SCMP_ACT_ERRNO: the errno the calls get.
+    #[serde(rename = "errnoRet", default, skip_serializing_if = "Option::is_none")]
+    pub errno_ret: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +115,21 @@ pub fn cross_abi(tracefile: &Tracefile) -> BTreeMap<Abi, BTreeSet<String>> {
         .collect()
 }
 
+/// The refused calls that need a rule of their own, by errno: those the traced profile
+/// answered with something other than the default (EPERM), unless they are allowed.
+pub fn refused_with(
+    tracefile: &Tracefile,
+    allowed: &BTreeSet<String>,
+) -> BTreeMap<u32, Vec<String>> {
+    let mut rules: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for (name, errno) in &tracefile.errnos {
+        if *errno != DENIED_ERRNO && !allowed.contains(name) {
+            rules.entry(*errno).or_default().push(name.clone());
+        }
+    }
+    rules
+}
+
 impl SeccompProfile {
     pub fn from_tracefile(tracefile: &Tracefile) -> SeccompProfile {
         let subs = abis(tracefile)
@@ -113,15 +137,22 @@ impl SeccompProfile {
             .filter(|abi| *abi != Abi::NATIVE)
             .map(|abi| abi.seccomp_arch().to_string())
             .collect();
-        let names: Vec<String> = allowed_names(tracefile).into_iter().collect();
-        let syscalls = if names.is_empty() {
-            Vec::new()
-        } else {
-            vec![SyscallRule {
-                names,
+        let allowed = allowed_names(tracefile);
+        let mut syscalls = Vec::new();
+        if !allowed.is_empty() {
+            syscalls.push(SyscallRule {
+                names: allowed.iter().cloned().collect(),
                 action: ACT_ALLOW.to_string(),
-            }]
-        };
+                errno_ret: None,
+            });
+        }
+        for (errno, names) in refused_with(tracefile, &allowed) {
+            syscalls.push(SyscallRule {
+                names,
+                action: ACT_ERRNO.to_string(),
+                errno_ret: Some(errno),
+            });
+        }
         SeccompProfile {
             default_action: ACT_ERRNO.to_string(),
             default_errno_ret: DENIED_ERRNO,
@@ -146,6 +177,7 @@ impl SeccompProfile {
     pub fn allowed(&self) -> impl Iterator<Item = &str> {
         self.syscalls
             .iter()
+            .filter(|rule| rule.action == ACT_ALLOW)
             .flat_map(|rule| rule.names.iter().map(String::as_str))
     }
 
@@ -262,6 +294,31 @@ mod tests {
             profile.architectures(),
             ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
         );
+    }
+
+    #[test]
+    fn refused_calls_keep_the_errno_they_got_when_traced() {
+        let mut tf = tracefile();
+        tf.add_errno("clone3", libc::ENOSYS as u32);
+        tf.add_errno("fchmodat2", libc::ENOSYS as u32);
+        tf.add_errno("mkdirat", libc::EOPNOTSUPP as u32);
+        tf.add_errno("write", libc::ENOSYS as u32); // allowed: no rule
+        tf.add_errno("mount", libc::EPERM as u32); // the default already
+        let json: serde_json::Value =
+            serde_json::from_str(&SeccompProfile::from_tracefile(&tf).to_json().unwrap()).unwrap();
+        assert_eq!(
+            json["syscalls"],
+            serde_json::json!([
+                {
+                    "names": ["execve", "exit", "exit_group", "socketcall", "write"],
+                    "action": "SCMP_ACT_ALLOW"
+                },
+                {"names": ["clone3", "fchmodat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+                {"names": ["mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95}
+            ])
+        );
+        let profile = SeccompProfile::from_tracefile(&tf);
+        assert_eq!(profile.allowed().count(), 5);
     }
 
     #[test]

@@ -18,6 +18,13 @@
 //!
 //! Native (x86_64) syscalls stay in `SYSCALLS`, where the original reads them. Other ABIs
 //! follow in sections of their own, named `SYSCALLS:<abi>`, with that ABI's names.
+//!
+//! Last, `ERRNO` says what the container's own seccomp profile answered for the calls it
+//! refused with an errno other than EPERM (`clone3 ENOSYS` under Docker's default profile):
+//! a profile made from the Tracefile must answer them the same, or a program's fallback
+//! (glibc creates threads with `clone` when `clone3` says ENOSYS, not when it says EPERM)
+//! breaks. The tracer cannot see these calls (seccomp acts before the tracepoint); the
+//! daemon learns the answers by probing the container's profile (`src/refusals`).
 
 pub mod collect;
 pub mod label;
@@ -34,11 +41,26 @@ pub struct Tracefile {
     pub capabilities: BTreeSet<String>,
     /// Syscall names per ABI; an ABI with no entry was not seen.
     pub syscalls: BTreeMap<Abi, BTreeSet<String>>,
+    /// Syscall name → the errno (not EPERM) the container's profile refused it with.
+    pub errnos: BTreeMap<String, u32>,
 }
 
 pub const ARCH: &str = "ARCH";
 pub const CAPABILITIES: &str = "CAPABILITIES";
 pub const SYSCALLS: &str = "SYSCALLS";
+pub const ERRNO: &str = "ERRNO";
+
+/// When two traced runs got different errnos for one call, the profile answers ENOSYS if
+/// either did (a program falls back on ENOSYS; it gives up on anything else), otherwise the
+/// lower number, so that the union does not depend on the order of its inputs.
+pub fn combine_errnos(a: u32, b: u32) -> u32 {
+    let enosys = libc::ENOSYS as u32;
+    if a == enosys || b == enosys {
+        enosys
+    } else {
+        a.min(b)
+    }
+}
 
 impl Tracefile {
     pub fn add_syscall(&mut self, abi: Abi, name: &str) {
@@ -52,8 +74,17 @@ impl Tracefile {
         self.capabilities.insert(name.to_string());
     }
 
+    /// Records that the container's profile refused `name` with `errno` (see [`ERRNO`]).
+    pub fn add_errno(&mut self, name: &str, errno: u32) {
+        let entry = self.errnos.entry(name.to_string()).or_insert(errno);
+        *entry = combine_errnos(*entry, errno);
+    }
+
     pub fn merge(&mut self, other: &Tracefile) {
         self.capabilities.extend(other.capabilities.iter().cloned());
+        for (name, errno) in &other.errnos {
+            self.add_errno(name, *errno);
+        }
         for (abi, names) in &other.syscalls {
             self.syscalls
                 .entry(*abi)
@@ -99,6 +130,23 @@ impl Tracefile {
                 let _ = writeln!(out, "{name}");
             }
         }
+        if !self.errnos.is_empty() {
+            let _ = write!(out, "\n{ERRNO}\n");
+            for entry in self.errno_entries() {
+                let _ = writeln!(out, "{entry}");
+            }
+        }
         out
+    }
+
+    /// The `ERRNO` section's lines: `clone3 ENOSYS`.
+    pub fn errno_entries(&self) -> Vec<String> {
+        self.errnos
+            .iter()
+            .map(|(name, errno)| match crate::names::errno_name(*errno) {
+                Some(e) => format!("{name} {e}"),
+                None => format!("{name} {errno}"),
+            })
+            .collect()
     }
 }

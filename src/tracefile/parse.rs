@@ -11,6 +11,8 @@
 //!   `cap_` (`net_raw`), and known to this build;
 //! - `SYSCALLS[:abi]` entries are system call names in that ABI's table (`_llseek` is an
 //!   i386 name, not an x86_64 one);
+//! - `ERRNO` entries are a system call name (of any ABI's table) and an errno, by name
+//!   (`ENOSYS`) or number (1 to 4095): `clone3 ENOSYS`;
 //! - surrounding whitespace and `\r` line ends are tolerated; lines starting with `#` are
 //!   comments; anything else (unknown header, unknown name, control characters, bytes that
 //!   are not UTF-8) is an error naming the file and line.
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use crate::abi::Abi;
 use crate::names;
-use crate::tracefile::{Tracefile, ARCH, CAPABILITIES, SYSCALLS};
+use crate::tracefile::{Tracefile, ARCH, CAPABILITIES, ERRNO, SYSCALLS};
 
 /// A Tracefile of every syscall of every ABI is ~30 KiB; anything near this is not one.
 pub const MAX_TRACEFILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -66,7 +68,7 @@ pub enum ParseError {
     },
     #[error(
         "{path}:{line}: unknown section `{name}` (expected {ARCH}, {CAPABILITIES}, {SYSCALLS}, \
-         {SYSCALLS}:i386 or {SYSCALLS}:x32, each followed by one name per line)",
+         {SYSCALLS}:i386, {SYSCALLS}:x32 or {ERRNO}, each followed by one entry per line)",
         path = .path.display()
     )]
     UnknownSection {
@@ -119,6 +121,16 @@ pub enum ParseError {
         line: usize,
         text: String,
     },
+    #[error(
+        "{path}:{line}: `{text}` is not `SYSCALL ERRNO` (a system call name and an errno \
+         such as ENOSYS or 38)",
+        path = .path.display()
+    )]
+    BadErrno {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
     #[error("{path}: no sections: not a Tracefile", path = .path.display())]
     Empty { path: PathBuf },
     #[error("{path}: no Tracefiles in this directory", path = .path.display())]
@@ -139,6 +151,7 @@ enum Section {
     Arch,
     Capabilities,
     Syscalls(Abi),
+    Errno,
 }
 
 impl Section {
@@ -148,6 +161,9 @@ impl Section {
         }
         if text == CAPABILITIES {
             return Some(Section::Capabilities);
+        }
+        if text == ERRNO {
+            return Some(Section::Errno);
         }
         Abi::ALL
             .into_iter()
@@ -260,6 +276,24 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Tracefile, ParseError> {
             }
             (Some((section, _)), None) => section,
         };
+        if section == Section::Errno {
+            let mut words = text.split_whitespace();
+            let entry = match (words.next(), words.next(), words.next()) {
+                (Some(name), Some(errno), None) if names::is_syscall_name(name) => {
+                    names::errno_number(errno).map(|e| (name, e))
+                }
+                _ => None,
+            };
+            let Some((name, errno)) = entry else {
+                return Err(ParseError::BadErrno {
+                    path: path_buf(),
+                    line,
+                    text: text.to_string(),
+                });
+            };
+            out.add_errno(name, errno);
+            continue;
+        }
         if text.split_whitespace().nth(1).is_some() {
             return Err(ParseError::NotAName {
                 path: path_buf(),
@@ -310,6 +344,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Tracefile, ParseError> {
                     }
                 }
             }
+            Section::Errno => {}
             Section::Syscalls(abi) => {
                 if names::syscall_number(abi, text).is_some() {
                     out.add_syscall(abi, text);

@@ -150,3 +150,35 @@ fn directories_skip_hidden_store_and_profile_files() {
         Err(ParseError::EmptyDirectory { .. })
     ));
 }
+
+#[test]
+fn errno_section_round_trips_and_is_checked() {
+    let mut tf = sample();
+    tf.add_errno("clone3", 38);
+    tf.add_errno("mkdirat", 95);
+    let text = tf.render();
+    assert!(
+        text.ends_with("\nERRNO\nclone3 ENOSYS\nmkdirat EOPNOTSUPP\n"),
+        "{text}"
+    );
+    assert_eq!(parse(&text).unwrap(), tf);
+    // Numbers are accepted too; two answers for one call combine (ENOSYS wins).
+    let numeric =
+        parse("SYSCALLS\nread\n\nERRNO\nclone3 38\nmkdirat 95\nmkdirat ENOSYS\n").unwrap();
+    assert_eq!(numeric.errnos["clone3"], 38);
+    assert_eq!(numeric.errnos["mkdirat"], 38);
+    for bad in [
+        "ERRNO\nclone3\n",
+        "ERRNO\nclone3 ENOSUCH\n",
+        "ERRNO\nclone3 0\n",
+        "ERRNO\nclone3 4096\n",
+        "ERRNO\nnosuchcall ENOSYS\n",
+        "ERRNO\nclone3 ENOSYS extra\n",
+    ] {
+        assert!(
+            matches!(parse(bad), Err(ParseError::BadErrno { line: 2, .. })),
+            "{bad:?}: {:?}",
+            parse(bad)
+        );
+    }
+}
