@@ -1,9 +1,12 @@
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use libbpf_cargo::SkeletonBuilder;
 
 const BPF_SRC: &str = "bpf/ctrace.bpf.c";
+/// The errno probe (src/refusals): a static program embedded in ctrace, run in a container.
+const ERRNO_PROBE_SRC: &str = "src/refusals/errno_probe.c";
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
@@ -29,4 +32,48 @@ fn main() {
     println!("cargo:rerun-if-changed=bpf");
     // Migrations are embedded with include_str!; rebuild when one is added or changed.
     println!("cargo:rerun-if-changed=migrations");
+    build_errno_probe(&out);
+}
+
+/// `$CC -static -O2 -pthread` (CC defaults to `cc`) → `$OUT_DIR/errno_probe`.
+fn build_errno_probe(out: &Path) {
+    println!("cargo:rerun-if-changed={ERRNO_PROBE_SRC}");
+    println!("cargo:rerun-if-env-changed=CC");
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if arch != "x86_64" {
+        panic!("the errno probe ({ERRNO_PROBE_SRC}) is x86_64 code; target arch is `{arch}`");
+    }
+    let cc = env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let binary = out.join("errno_probe");
+    let run = Command::new(&cc)
+        .args(["-static", "-O2", "-pthread", "-Wall", "-Wextra", "-s", "-o"])
+        .arg(&binary)
+        .arg(ERRNO_PROBE_SRC)
+        .output();
+    let cc = cc.to_string_lossy();
+    let output = match run {
+        Ok(output) => output,
+        Err(e) => panic!(
+            "building the errno probe: cannot run the C compiler `{cc}` ({e}); \
+             install gcc and libc6-dev (scripts/setup-host.sh) or set CC"
+        ),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        let hint = if stderr.contains("cannot find -lc") || stderr.contains("-lpthread") {
+            "static glibc is missing: install libc6-dev (scripts/setup-host.sh)"
+        } else if stderr.contains("No such file") && stderr.contains(".h") {
+            "C headers are missing: install libc6-dev and linux-libc-dev (scripts/setup-host.sh)"
+        } else {
+            "see the compiler's message above"
+        };
+        panic!(
+            "building the errno probe with `{cc} -static -O2 -pthread {ERRNO_PROBE_SRC}` \
+             failed ({}): {hint}\n{stderr}",
+            output.status
+        );
+    }
+    for line in stderr.lines() {
+        println!("cargo:warning=errno_probe.c: {line}");
+    }
 }

@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod names;
 pub mod pipeline;
 pub mod profile;
+pub mod refusals;
 pub mod registry;
 pub mod requirements;
 pub mod store;
