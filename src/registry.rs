@@ -19,6 +19,8 @@ pub struct Container {
     pub cgroup_id: u64,
     /// It was already running its entrypoint when tracing started.
     pub predates_daemon: bool,
+    /// Its seccomp setting, as the errno probe's key (`containers.seccomp`); None if unknown.
+    pub seccomp: Option<String>,
 }
 
 impl Container {

@@ -9,6 +9,7 @@ use rusqlite::{params, OptionalExtension};
 use crate::cli::RequirementsArgs;
 use crate::docker::watcher;
 use crate::kernel::probe;
+use crate::refusals::{run_probe, ProbeTarget};
 use crate::requirements;
 use crate::store;
 use crate::tracefile::parse::parse_str;
@@ -47,6 +48,14 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             probe::check_prerequisites()?;
             eprintln!("ctrace: recording the runtime baseline of Docker {version}");
             let mut baseline: Tracefile = requirements::record(&docker, &runtime)?;
+            // What the engine's default profile (the no-op containers') answers for the
+            // calls it refuses: every profile made with this baseline answers them the same.
+            let refusals = runtime
+                .block_on(run_probe(&docker, &ProbeTarget::default()))
+                .context("probing the engine's default seccomp profile")?;
+            for (name, errno) in refusals.by_name() {
+                baseline.add_errno(&name, errno);
+            }
             // A recording is a sample; --refresh adds to what earlier ones saw.
             if let Some(earlier) = &cached {
                 let source = format!("{}[requirements, engine {version}]", args.db.display());

@@ -16,12 +16,15 @@ use tokio::time::Instant;
 use crate::docker::{cgroup, tracefile_label};
 use crate::kernel::event::NewCgroup;
 use crate::pipeline::{ReaderControl, ToReader, ToWriter};
+use crate::refusals::{run_probe, ProbeTarget};
 use crate::registry::{Container, Registry};
 use crate::tracefile::label::{TracefilePattern, LABEL};
 
 /// How long a new cgroup may wait to be identified before it is dropped.
 const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Runs of the errno probe for one seccomp setting before giving up.
+const PROBE_ATTEMPTS: u32 = 3;
 
 /// What Docker says of a container, from a `create` event or an inspection.
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ struct Described {
     name: String,
     image: String,
     labels: HashMap<String, String>,
+    /// Its seccomp settings; None when only a `create` event described it.
+    target: Option<ProbeTarget>,
 }
 
 pub struct Watcher {
@@ -45,6 +50,10 @@ pub struct Watcher {
     /// attached while there is one, so that a start is seen from its first call (attaching
     /// when its cgroup appears would be too late for the runtime's first calls).
     labelled: HashSet<String>,
+    /// The engine's version: part of every seccomp setting's key (defaults change with it).
+    engine: String,
+    /// Seccomp settings (`containers.seccomp`) whose probe this daemon started.
+    probed: HashSet<String>,
 }
 
 pub async fn connect() -> Result<Docker, bollard::errors::Error> {
@@ -67,6 +76,8 @@ impl Watcher {
             described: HashMap::new(),
             unidentified: Vec::new(),
             labelled: HashSet::new(),
+            engine: String::new(),
+            probed: HashSet::new(),
         }
     }
 
@@ -99,6 +110,13 @@ impl Watcher {
                 },
             };
             backoff = Duration::from_millis(250);
+            self.engine = match client.version().await {
+                Ok(v) => v.version.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("ctrace: warning: asking Docker for its version: {e}");
+                    String::new()
+                }
+            };
             let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
             let mut events = client.events(Some(EventsOptions {
                 filters: Some(filters),
@@ -194,7 +212,7 @@ impl Watcher {
                     continue;
                 }
             };
-            if let Some(container) = self.accept(&id, &described, cgroup_id, true) {
+            if let Some(container) = self.accept(docker, &id, &described, cgroup_id, true) {
                 let _ = self.to_writer.send(ToWriter::Resolved(container));
                 let _ = self.to_reader.send(ToReader::Track {
                     cgroup_id,
@@ -225,6 +243,7 @@ impl Watcher {
                         name,
                         image,
                         labels: attributes,
+                        target: None,
                     },
                 );
             }
@@ -269,16 +288,22 @@ impl Watcher {
         let now = Instant::now();
         let mut still = Vec::new();
         for (new, deadline) in std::mem::take(&mut self.unidentified) {
+            let inspect =
+                || docker.inspect_container(&new.container_id, None::<InspectContainerOptions>);
             let described = match self.described.get(&new.container_id) {
+                // A labelled one: its seccomp settings are only in an inspection, which
+                // fails if it is gone already (then only its label and name are known).
+                Some(d) if d.target.is_none() && tracefile_label(&d.labels).is_some() => Some(
+                    inspect()
+                        .await
+                        .map(|i| describe(&i))
+                        .unwrap_or_else(|_| d.clone()),
+                ),
                 Some(d) => Some(d.clone()),
-                None => docker
-                    .inspect_container(&new.container_id, None::<InspectContainerOptions>)
-                    .await
-                    .ok()
-                    .map(|i| describe(&i)),
+                None => inspect().await.ok().map(|i| describe(&i)),
             };
             match described {
-                Some(d) => match self.accept(&new.container_id, &d, new.cgroup_id, false) {
+                Some(d) => match self.accept(docker, &new.container_id, &d, new.cgroup_id, false) {
                     Some(container) => {
                         if new.syscalls_detached {
                             eprintln!(
@@ -312,8 +337,10 @@ impl Watcher {
     }
 
     /// A container with a valid label becomes traced; a hostile label is refused and logged.
+    /// The first container of each seccomp setting has the setting probed.
     fn accept(
-        &self,
+        &mut self,
+        docker: &Docker,
         container_id: &str,
         d: &Described,
         cgroup_id: u64,
@@ -339,7 +366,28 @@ impl Watcher {
             labels: d.labels.clone(),
             cgroup_id,
             predates_daemon,
+            seccomp: d
+                .target
+                .as_ref()
+                .map(|t| format!("engine={} {}", self.engine, t.key())),
         });
+        match (&d.target, &container.seccomp) {
+            (Some(target), Some(key)) if self.probed.insert(key.clone()) => {
+                tokio::spawn(probe(
+                    docker.clone(),
+                    target.clone(),
+                    key.clone(),
+                    self.to_writer.clone(),
+                ));
+            }
+            (None, _) => eprintln!(
+                "ctrace: warning: container {} ({}) is gone before its seccomp settings could \
+                 be read: its Tracefile gets no ERRNO section from it",
+                container.name,
+                container.short_id()
+            ),
+            _ => {}
+        }
         self.registry.insert(Arc::clone(&container));
         Some(container)
     }
@@ -347,9 +395,42 @@ impl Watcher {
 
 fn describe(inspected: &bollard::models::ContainerInspectResponse) -> Described {
     let config = inspected.config.as_ref();
+    let host = inspected.host_config.as_ref();
     Described {
         name: inspected.name.clone().unwrap_or_default(),
         image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
         labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
+        target: host.map(|h| ProbeTarget {
+            security_opt: h.security_opt.clone().unwrap_or_default(),
+            cap_add: h.cap_add.clone().unwrap_or_default(),
+            cap_drop: h.cap_drop.clone().unwrap_or_default(),
+            privileged: h.privileged.unwrap_or(false),
+        }),
+    }
+}
+
+/// Measures what a seccomp setting answers for the calls it refuses (src/refusals) and hands
+/// it to the writer, which stores it and rewrites the Tracefiles concerned.
+async fn probe(docker: Docker, target: ProbeTarget, key: String, to_writer: Sender<ToWriter>) {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=PROBE_ATTEMPTS {
+        match run_probe(&docker, &target).await {
+            Ok(refusals) => {
+                let _ = to_writer.send(ToWriter::Refusals {
+                    seccomp: key,
+                    errnos: refusals.by_name(),
+                });
+                return;
+            }
+            Err(e) if attempt < PROBE_ATTEMPTS => {
+                eprintln!("ctrace: warning: {e}; probing again in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => eprintln!(
+                "ctrace: error: {e}: Tracefiles of containers with seccomp setting {key} get no \
+                 ERRNO section, and profiles made from them answer every refused call EPERM"
+            ),
+        }
     }
 }

@@ -35,6 +35,12 @@ pub enum ToWriter {
         cgroup_id: u64,
         at_ms: i64,
     },
+    /// What a seccomp setting (`containers.seccomp`) answers for the calls it refuses with
+    /// an errno other than EPERM, measured by the errno probe.
+    Refusals {
+        seccomp: String,
+        errnos: std::collections::BTreeMap<String, u32>,
+    },
     /// Kernel counters, for the store's `meta` table.
     RingbufMisses(u64),
     /// Commit everything, rewrite Tracefiles, end.

@@ -16,9 +16,9 @@ use crate::kernel::event::Sighting;
 use crate::pipeline::clock::BootClock;
 use crate::pipeline::{ReaderControl, ToReader, ToWriter};
 use crate::registry::Container;
-use crate::store::containers;
 use crate::store::materialize::materialize;
 use crate::store::record::Sheet;
+use crate::store::{containers, refusals};
 use crate::tracefile::label;
 
 /// A first sighting is committed within this (design: within 1 s).
@@ -236,6 +236,10 @@ impl State {
             }
             ToWriter::RingbufMisses(n) => {
                 containers::set_meta(tx, "ringbuf_misses", &n.to_string())?;
+            }
+            ToWriter::Refusals { seccomp, errnos } => {
+                refusals::save(tx, &seccomp, &errnos, crate::store::now_ms())?;
+                self.dirty.extend(refusals::tracefiles_of(tx, &seccomp)?);
             }
             ToWriter::Shutdown => {}
         }

@@ -10,10 +10,10 @@ use crate::registry::Container;
 pub fn upsert(conn: &Connection, container: &Container, now_ms: i64) -> rusqlite::Result<i64> {
     let labels = serde_json::to_string(&container.labels).unwrap_or_else(|_| "{}".into());
     conn.execute(
-        "INSERT INTO containers (container_id, name, image, label, labels, cgroup_id, started_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+        "INSERT INTO containers (container_id, name, image, label, labels, cgroup_id, started_at, \
+         seccomp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (container_id) DO UPDATE SET cgroup_id = excluded.cgroup_id, \
-         stopped_at = NULL, labels = excluded.labels",
+         stopped_at = NULL, labels = excluded.labels, seccomp = excluded.seccomp",
         params![
             container.container_id,
             container.name,
@@ -21,7 +21,8 @@ pub fn upsert(conn: &Connection, container: &Container, now_ms: i64) -> rusqlite
             container.pattern.as_str(),
             labels,
             container.cgroup_id as i64,
-            now_ms
+            now_ms,
+            container.seccomp
         ],
     )?;
     conn.query_row(

@@ -60,7 +60,13 @@ pub fn materialize(conn: &Connection, path: &str, runc: bool) -> rusqlite::Resul
     while let Some(row) = rows.next()? {
         union.add_row(row)?;
     }
-    let (tracefile, unnamed) = union.into_tracefile();
+    let (mut tracefile, unnamed) = union.into_tracefile();
+    super::refusals::add_for_containers(
+        conn,
+        "SELECT r.container FROM runs r JOIN tracefiles t ON t.id = r.tracefile WHERE t.path = ?1",
+        &[&path],
+        &mut tracefile,
+    )?;
     for (class, nr) in unnamed {
         eprintln!(
             "ctrace: warning: `{}` has no name in its table; left out of `{path}`",

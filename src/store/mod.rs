@@ -6,6 +6,7 @@ pub mod bits;
 pub mod containers;
 pub mod materialize;
 pub mod record;
+pub mod refusals;
 pub mod select;
 
 use std::path::{Path, PathBuf};
@@ -15,9 +16,10 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{Migrations, M};
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/001_initial.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/001_initial.sql")),
+        M::up(include_str!("../../migrations/002_refusals.sql")),
+    ])
 });
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +110,7 @@ mod tests {
         let v: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 1);
+        assert_eq!(v, 2);
         let n: i64 = conn
             .query_row("SELECT count(*) FROM container_summary", [], |r| r.get(0))
             .unwrap();

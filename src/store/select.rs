@@ -38,10 +38,8 @@ pub fn parse_when(value: &str, now: SystemTime) -> Result<i64, SelectError> {
 /// the caller to report.
 pub fn select_tracefile(conn: &Connection, sel: &Selection) -> Result<Tracefile, SelectError> {
     let now = SystemTime::now();
-    let mut sql = format!(
-        "SELECT r.kind, r.abi, {} FROM runs r WHERE r.kind IN ('syscall', 'cap_granted')",
-        bits::WORD_COLUMNS
-    );
+    // The runs selected; the refusals of their containers come with them.
+    let mut sql = String::from("FROM runs r WHERE r.kind IN ('syscall', 'cap_granted')");
     let mut params: Vec<Box<dyn ToSql>> = Vec::new();
     if !sel.runc {
         sql.push_str(" AND r.init = 0");
@@ -77,13 +75,23 @@ pub fn select_tracefile(conn: &Connection, sel: &Selection) -> Result<Tracefile,
         ));
     }
 
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(params_from_iter(params.iter().map(|p| p.as_ref())))?;
+    let params: Vec<&dyn ToSql> = params.iter().map(|p| p.as_ref()).collect();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT r.kind, r.abi, {} {sql}",
+        bits::WORD_COLUMNS
+    ))?;
+    let mut rows = stmt.query(params_from_iter(params.iter()))?;
     let mut union = Union::default();
     while let Some(row) = rows.next()? {
         union.add_row(row)?;
     }
     let (mut out, unnamed) = union.into_tracefile();
+    super::refusals::add_for_containers(
+        conn,
+        &format!("SELECT r.container {sql}"),
+        &params,
+        &mut out,
+    )?;
     for (class, nr) in unnamed {
         match class {
             Class::Syscall(abi) => out.add_syscall(abi, &class.name(nr)),
