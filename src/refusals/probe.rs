@@ -255,8 +255,9 @@ async fn logs(docker: &Docker, id: &str) -> Result<(String, String), ProbeError>
     ))
 }
 
-/// `ctrace-errno-probe:<hash of the binary>`: a new build gets a new image.
-fn image() -> String {
+/// `ctrace-errno-probe:<hash of the binary>`: a new build gets a new image. Tests trace the
+/// probe itself (`/errno_probe`) as a workload.
+pub fn image() -> String {
     format!("{IMAGE_REPO}:{:012x}", fnv1a(PROBE_ELF) >> 16)
 }
 
@@ -278,7 +279,7 @@ fn image_tar() -> std::io::Result<Vec<u8>> {
 }
 
 /// Imports the probe image unless it is there already.
-async fn ensure_image(docker: &Docker, image: &str) -> Result<(), ProbeError> {
+pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), ProbeError> {
     match docker.inspect_image(image).await {
         Ok(_) => return Ok(()),
         Err(DockerError::DockerResponseServerError {
