@@ -260,6 +260,7 @@ mod tests {
         }
         tf.add_syscall(Abi::X86_64, "read");
         tf.add_syscall(Abi::I386, "_llseek");
+        tf.add_errno("clone3", 38);
         tf
     }
 
@@ -309,6 +310,12 @@ mod tests {
         assert!(out.contains(
             "    - action: SCMP_ACT_ALLOW\n      names:\n        - _llseek\n        - read\n"
         ));
+        assert!(
+            out.contains(
+                "    - action: SCMP_ACT_ERRNO\n      errnoRet: 38\n      names:\n        - clone3\n"
+            ),
+            "{out}"
+        );
         assert_eq!(k8s_name(Path::new("__.json")), "ctrace-profile");
     }
 
@@ -335,5 +342,6 @@ mod tests {
         assert_eq!(v["syscalls"]["x86_64"][0], "read");
         assert_eq!(v["cross_abi"]["i386"][0], "read");
         assert_eq!(v["cap_add"][2], "SYS_CHROOT");
+        assert_eq!(v["errnos"]["clone3"], 38);
     }
 }
