@@ -85,13 +85,20 @@ impl Witness {
 
     /// SIGINT (to this bpftrace only), waits for it to print its map and exit, parses the map.
     fn finish(mut self) -> Counts {
-        let status = interrupt_and_reap(self.child.take().unwrap());
+        let failure = match interrupt_and_reap(self.child.take().unwrap()) {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(format!("ended with {status}")),
+            Err(blocked) => Some(blocked),
+        };
         let out = std::fs::read_to_string(self.out()).unwrap();
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "bpftrace ended with {status:?}:\n{}",
-            self.err()
-        );
+        if let Some(failure) = failure {
+            panic!(
+                "bpftrace {failure}\nits stderr:\n{}its stdout ({} lines) ends:\n{}",
+                self.err(),
+                out.lines().count(),
+                out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+            );
+        }
         let mut counts = Counts::new();
         let mut keys = 0;
         for line in out.lines().filter(|l| l.starts_with("@[")) {
@@ -112,26 +119,41 @@ impl Witness {
 impl Drop for Witness {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
-            interrupt_and_reap(child);
+            let _ = interrupt_and_reap(child);
         }
     }
 }
 
-/// SIGINT to `child`, then up to 30 s for it to exit, else SIGKILL; its status if it exited
-/// by itself.
-fn interrupt_and_reap(mut child: Child) -> Option<std::process::ExitStatus> {
-    // SAFETY: kill(2) on the PID of a child this test started and has not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+/// SIGINT to `child` until it exits (30 s at most, it takes well under a second), else what
+/// its threads are blocked in, and SIGKILL. Repeated because bpftrace 0.17 loses a SIGINT
+/// that lands outside its `epoll_wait`: the handler only sets a flag, which its poll loop
+/// reads only when `epoll_wait` fails with EINTR. A later SIGINT is harmless (the handler
+/// sets the flag again; printing the maps does not look at it).
+fn interrupt_and_reap(mut child: Child) -> Result<std::process::ExitStatus, String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
+        // SAFETY: kill(2) on the PID of a child this test started and has not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        for _ in 0..5 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+    }
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let mut blocked = String::from("no exit 30 s after SIGINT; its threads:");
+    let tasks = Path::new("/proc").join(child.id().to_string()).join("task");
+    for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+        let (stat, stack) = (
+            read(task.path().join("stat")),
+            read(task.path().join("stack")),
+        );
+        blocked.push_str(&format!("\n{}\n{stack}", stat.trim()));
     }
     let _ = child.kill();
     let _ = child.wait();
-    None
+    Err(blocked)
 }
 
 /// `@[CGROUP, NR]: COUNT`
