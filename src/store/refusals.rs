@@ -42,6 +42,15 @@ pub fn add_for_containers(
     params: &[&dyn ToSql],
     tracefile: &mut Tracefile,
 ) -> rusqlite::Result<()> {
+    // A store written before refusals were kept (schema 1), opened read-only: none to add.
+    let kept: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refusals')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !kept {
+        return Ok(());
+    }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT DISTINCT f.errnos FROM refusals f JOIN containers c ON c.seccomp = f.seccomp \
          WHERE c.id IN ({containers_sql})"
