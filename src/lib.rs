@@ -6,6 +6,7 @@
 //! with `docker` (watcher) filling the `registry` of traced containers.
 
 pub mod abi;
+pub mod atomic_write;
 pub mod cli;
 pub mod commands;
 pub mod docker;

@@ -71,7 +71,7 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             text
         }
     };
-    crate::profile::seccomp::write_atomically(&args.output, text.as_bytes())?;
+    crate::atomic_write::write_atomically(&args.output, text.as_bytes())?;
     println!("{}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -23,13 +23,12 @@
 //!   what this widens, so it can be reported and counted.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::abi::Abi;
+use crate::atomic_write::{write_atomically, WriteError};
 use crate::names;
 use crate::tracefile::Tracefile;
 
@@ -65,13 +64,8 @@ pub struct SyscallRule {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("writing seccomp profile `{path}`: {source}", path = .path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("seccomp profile `{path}` is a directory", path = .path.display())]
-    IsDirectory { path: PathBuf },
+    #[error("writing seccomp profile: {0}")]
+    Write(#[from] WriteError),
     #[error("encoding seccomp profile: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -197,64 +191,6 @@ pub fn write_profile(tracefile: &Tracefile, path: &Path) -> Result<SeccompProfil
     Ok(profile)
 }
 
-/// Replaces `path` with `contents` through a temporary file in the same directory.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ProfileError> {
-    let err = |source| ProfileError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    if path.is_dir() {
-        return Err(ProfileError::IsDirectory {
-            path: path.to_path_buf(),
-        });
-    }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| err(std::io::Error::other("the path has no file name")))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(err)?;
-    // Hidden, so directory searches for Tracefiles skip it even if it is left behind.
-    let mut temp = None;
-    for attempt in 0..100u32 {
-        let name = format!(
-            ".{}.ctrace-tmp-{}-{attempt}",
-            file_name.to_string_lossy(),
-            std::process::id()
-        );
-        let candidate = dir.join(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&candidate)
-        {
-            Ok(file) => {
-                temp = Some((candidate, file));
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(err(e)),
-        }
-    }
-    let (temp_path, mut file) =
-        temp.ok_or_else(|| err(std::io::Error::other("no free temporary file name")))?;
-    let written = file
-        .write_all(contents)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&temp_path, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp_path);
-        return Err(err(e));
-    }
-    // Make the rename durable; failing to sync a directory is not worth an error.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,7 +308,7 @@ mod tests {
         assert_eq!(leftovers.len(), 1);
         assert!(matches!(
             write_profile(&tracefile(), dir.path()),
-            Err(ProfileError::IsDirectory { .. })
+            Err(ProfileError::Write(WriteError::IsDirectory { .. }))
         ));
     }
 }

@@ -2,15 +2,17 @@
 //!
 //! Label values are chosen by whoever can start a container, while the daemon is root: the
 //! result must stay inside the data directory. Absolute paths, `..` components and symlinks
-//! anywhere on the way are refused.
+//! anywhere on the way are refused; so are names a directory search for Tracefiles skips
+//! (hidden ones, like temporary files, and the store's, its lock's and profiles' suffixes),
+//! so that no label can name a file ctrace keeps, and windows shorter than an hour (a
+//! pattern with `%S` would start a file, and a store row, every second).
 
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, TimeZone};
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::atomic_write::{write_beneath, WriteError};
 
 pub const LABEL: &str = "ctrace.tracefile";
 
@@ -26,10 +28,20 @@ pub enum LabelError {
     ParentDir(String),
     #[error("`{0}` contains a NUL byte or an empty component")]
     Malformed(String),
-    #[error("`{path}` goes through a symlink at `{link}`; refused")]
-    Symlink { path: String, link: PathBuf },
-    #[error("`{path}`: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error(
+        "`{0}` names a file ctrace keeps (hidden, or ending in .db, .db-wal, .db-shm, \
+         .db-journal, .json or .lock)"
+    )]
+    Reserved(String),
+    #[error(
+        "`{0}` changes more often than once an hour (seconds or minutes in the pattern); \
+         the shortest window is an hour"
+    )]
+    WindowTooShort(String),
+    #[error("`{0}` is the store or one of its files")]
+    Store(String),
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// A checked label value: a strftime pattern that expands to a relative, safe path.
@@ -46,7 +58,25 @@ impl TracefilePattern {
             return Err(LabelError::BadPattern(value.to_string()));
         }
         check_relative(value)?;
-        Ok(TracefilePattern(value.to_string()))
+        let pattern = TracefilePattern(value.to_string());
+        pattern.check_window()?;
+        Ok(pattern)
+    }
+
+    /// Refuses windows shorter than an hour: every expansion within one hour must agree.
+    fn check_window(&self) -> Result<(), LabelError> {
+        let hour = Utc.with_ymd_and_hms(2026, 11, 29, 17, 0, 0).single();
+        let Some(hour) = hour else { return Ok(()) };
+        let expand = |secs: i64| {
+            (hour + chrono::Duration::seconds(secs))
+                .format_with_items(StrftimeItems::new(&self.0))
+                .to_string()
+        };
+        let first = expand(0);
+        if [1, 61, 1799, 3599].into_iter().any(|s| expand(s) != first) {
+            return Err(LabelError::WindowTooShort(self.0.clone()));
+        }
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -88,79 +118,25 @@ fn check_relative(path: &str) -> Result<(), LabelError> {
     if normal == 0 {
         return Err(LabelError::Malformed(path.to_string()));
     }
+    let reserved = p.components().any(|c| match c {
+        Component::Normal(name) => super::collect::is_skipped_name(&name.to_string_lossy()),
+        _ => false,
+    });
+    if reserved {
+        return Err(LabelError::Reserved(path.to_string()));
+    }
     Ok(())
 }
 
-/// Writes `contents` to `data_dir/relative` atomically (temp file + rename), creating
-/// directories on the way and refusing to pass through any symlink.
+/// Writes `contents` to `data_dir/relative` atomically, creating directories on the way,
+/// never through a symlink nor into a directory that is not ours (`atomic_write`).
 pub fn write_inside(
     data_dir: &Path,
     relative: &str,
     contents: &[u8],
 ) -> Result<PathBuf, LabelError> {
     check_relative(relative)?;
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LabelError::Io { path, source }
-    };
-    let mut dir = data_dir.to_path_buf();
-    let components: Vec<_> = Path::new(relative)
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
-    let (file, parents) = components.split_last().ok_or(LabelError::Empty)?;
-    for part in parents {
-        dir.push(part);
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(LabelError::Symlink {
-                    path: relative.to_string(),
-                    link: dir,
-                })
-            }
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(io_err(&dir)(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "exists and is not a directory",
-                )))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&dir).map_err(io_err(&dir))?
-            }
-            Err(e) => return Err(io_err(&dir)(e)),
-        }
-    }
-    let target = dir.join(file);
-    if let Ok(meta) = fs::symlink_metadata(&target) {
-        if meta.file_type().is_symlink() {
-            return Err(LabelError::Symlink {
-                path: relative.to_string(),
-                link: target,
-            });
-        }
-    }
-    let tmp = dir.join(format!(
-        ".{}.ctrace-tmp-{}",
-        file.as_os_str().to_string_lossy(),
-        std::process::id()
-    ));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        // No fsync: a Tracefile is re-materialized from the store; temp + rename keeps
-        // readers from ever seeing a partial file.
-        .and_then(|mut f| f.write_all(contents));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(&tmp)(e));
-    }
-    fs::rename(&tmp, &target).map_err(io_err(&target))?;
-    Ok(target)
+    Ok(write_beneath(data_dir, Path::new(relative), contents)?)
 }
 
 #[cfg(test)]
@@ -187,6 +163,37 @@ mod tests {
             Err(LabelError::BadPattern(_))
         ));
         assert!(TracefilePattern::parse("app/%Y-W%V").is_ok());
+        for kept in [
+            "ctrace.db",
+            "ctrace.db-wal",
+            "ctrace.db-shm",
+            "sub/x.db-journal",
+            "profile.json",
+            "ctrace.db.lock",
+            ".ctrace.lock",
+            ".web.ctrace-tmp-1",
+            ".hidden/web",
+            "%Y.db",
+        ] {
+            assert!(
+                matches!(TracefilePattern::parse(kept), Err(LabelError::Reserved(_))),
+                "{kept}: {:?}",
+                TracefilePattern::parse(kept)
+            );
+        }
+    }
+
+    #[test]
+    fn windows_shorter_than_an_hour_are_refused() {
+        for fine in ["flood-%S", "x-%M", "%s", "t-%T", "%c", "%R", "a/%H-%M"] {
+            assert!(
+                matches!(TracefilePattern::parse(fine), Err(LabelError::WindowTooShort(_))),
+                "{fine}"
+            );
+        }
+        for coarse in ["web", "web-%Y-%m-%d", "web-%Y-W%V", "web-%F-%H", "x%D"] {
+            assert!(TracefilePattern::parse(coarse).is_ok(), "{coarse}");
+        }
     }
 
     #[test]
@@ -204,11 +211,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/tmp", dir.path().join("evil")).unwrap();
         let err = write_inside(dir.path(), "evil/file", b"x").unwrap_err();
-        assert!(matches!(err, LabelError::Symlink { .. }));
+        assert!(matches!(err, LabelError::Write(WriteError::Symlink { .. })));
         std::os::unix::fs::symlink("/tmp/target", dir.path().join("link")).unwrap();
         assert!(matches!(
             write_inside(dir.path(), "link", b"x"),
-            Err(LabelError::Symlink { .. })
+            Err(LabelError::Write(WriteError::Symlink { .. }))
         ));
         let ok = write_inside(dir.path(), "sub/dir/file", b"hello").unwrap();
         assert_eq!(std::fs::read(ok).unwrap(), b"hello");
