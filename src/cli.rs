@@ -36,7 +36,8 @@ pub enum Command {
     Capability(LookupArgs),
     /// Look up a system call by number or (partial) name; no query lists all.
     Syscall(SyscallLookupArgs),
-    /// Run SQL on the store (read-only) and print the rows, tab-separated.
+    /// Run read-only SQL on the store and print the rows: tab-separated (tabs, line breaks
+    /// and backslashes escaped as \t, \n, \r, \\), or --csv, or --json.
     Sql(SqlArgs),
 }
 
@@ -226,6 +227,15 @@ pub struct SqlArgs {
     /// The store.
     #[arg(long, default_value = DEFAULT_DB)]
     pub db: PathBuf,
-    /// The statement, e.g. "SELECT * FROM container_summary".
+    /// Print a JSON array of objects, one per row (column → value), instead of TSV.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (RFC 4180: a header record, CRLF line ends, fields with commas, quotes or
+    /// line breaks quoted) instead of TSV.
+    #[arg(long)]
+    pub csv: bool,
+    /// One statement that only reads, e.g. "SELECT * FROM container_summary". Anything that
+    /// would write (INSERT, CREATE, ATTACH, VACUUM, setting a PRAGMA, load_extension(), ...)
+    /// is refused.
     pub query: String,
 }
