@@ -67,13 +67,15 @@ impl TracefilePattern {
     fn check_window(&self) -> Result<(), LabelError> {
         let hour = Utc.with_ymd_and_hms(2026, 11, 29, 17, 0, 0).single();
         let Some(hour) = hour else { return Ok(()) };
-        let expand = |secs: i64| {
-            (hour + chrono::Duration::seconds(secs))
-                .format_with_items(StrftimeItems::new(&self.0))
-                .to_string()
+        let expand = |secs: i64| format(&(hour + chrono::Duration::seconds(secs)), &self.0);
+        // chrono parses some items it cannot format (`%#z`): refused here, not a panic later.
+        let Some(first) = expand(0) else {
+            return Err(LabelError::BadPattern(self.0.clone()));
         };
-        let first = expand(0);
-        if [1, 61, 1799, 3599].into_iter().any(|s| expand(s) != first) {
+        if [1, 61, 1799, 3599]
+            .into_iter()
+            .any(|s| expand(s).as_ref() != Some(&first))
+        {
             return Err(LabelError::WindowTooShort(self.0.clone()));
         }
         Ok(())
@@ -88,12 +90,22 @@ impl TracefilePattern {
     where
         Tz::Offset: std::fmt::Display,
     {
-        let expanded = at
-            .format_with_items(StrftimeItems::new(&self.0))
-            .to_string();
+        let expanded = format(at, &self.0).ok_or_else(|| LabelError::BadPattern(self.0.clone()))?;
         check_relative(&expanded)?;
         Ok(expanded)
     }
+}
+
+/// `pattern` expanded at `at`, or `None` where chrono cannot format an item it parsed
+/// (`%#z` is for parsing only): `to_string` would panic on that.
+fn format<Tz: TimeZone>(at: &DateTime<Tz>, pattern: &str) -> Option<String>
+where
+    Tz::Offset: std::fmt::Display,
+{
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    write!(out, "{}", at.format_with_items(StrftimeItems::new(pattern))).ok()?;
+    Some(out)
 }
 
 fn check_relative(path: &str) -> Result<(), LabelError> {
@@ -144,6 +156,26 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
+    /// Found by tests/parsers_proptest.rs: chrono parses `%#z` but cannot format it, and
+    /// `to_string` panicked (a label could stop the daemon).
+    #[test]
+    fn unformattable_items_are_refused_not_panics() {
+        for value in ["%#z", "app-%#z", "x/%Y-%#z"] {
+            assert!(
+                matches!(
+                    TracefilePattern::parse(value),
+                    Err(LabelError::BadPattern(_))
+                ),
+                "{value}"
+            );
+        }
+        let p = TracefilePattern(String::from("app-%#z"));
+        assert!(matches!(
+            p.expand(&Utc::now()),
+            Err(LabelError::BadPattern(_))
+        ));
+    }
+
     #[test]
     fn hostile_labels_are_refused() {
         assert!(matches!(
@@ -187,7 +219,10 @@ mod tests {
     fn windows_shorter_than_an_hour_are_refused() {
         for fine in ["flood-%S", "x-%M", "%s", "t-%T", "%c", "%R", "a/%H-%M"] {
             assert!(
-                matches!(TracefilePattern::parse(fine), Err(LabelError::WindowTooShort(_))),
+                matches!(
+                    TracefilePattern::parse(fine),
+                    Err(LabelError::WindowTooShort(_))
+                ),
                 "{fine}"
             );
         }
