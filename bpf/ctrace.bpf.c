@@ -394,6 +394,12 @@ int BPF_PROG(ctrace_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 {
 	if (use_cgrp_storage)
 		return 0;
+	/*
+	 * Ids are per hierarchy: on a hybrid host a v1 cgroup can carry a traced container's
+	 * unified id, and removing it must not release that container's slot (as in mkdir).
+	 */
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
 	struct ctrace_slot *slot = slot_at(id & slot_mask);
 

@@ -20,6 +20,11 @@ const volatile bool debug = false;
 /* Nothing is lost on a full ring buffer: the bit is rolled back and the miss counted. */
 __u64 ringbuf_misses = 0;
 /*
+ * Cgroups given no state (slot taken, the collision hash refused them: full): their
+ * containers go untraced. Counted here by cgroup_mkdir, and by userspace's track().
+ */
+__u64 claim_failures = 0;
+/*
  * Epochs: userspace bumps this; each cgroup forgets its sightings on its next event, here in
  * the kernel, so that nothing outside ever rewrites a cgroup's state (and its phase).
  */
@@ -205,8 +210,12 @@ static __always_inline bool claim_slot(__u64 id)
 		clear_state(&slot->state);
 		return true;
 	}
-	if (bpf_map_update_elem(&cgroup_hash, &id, &zero_state, BPF_NOEXIST))
+	if (bpf_map_update_elem(&cgroup_hash, &id, &zero_state, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&claim_failures, 1);
+		if (debug)
+			bpf_printk("ctrace: no state for cgroup %llu (collision hash full)", id);
 		return false;
+	}
 	__sync_fetch_and_add(&overflow_count, 1);
 	return true;
 }

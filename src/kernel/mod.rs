@@ -83,6 +83,8 @@ pub struct Kernel {
     reset_generation: Option<NonNull<u32>>,
     /// `syscalls_attached` in the programs' .bss.
     syscalls_attached: Option<NonNull<u32>>,
+    /// `claim_failures` in the programs' .bss (bpf/state.h), adjusted with atomics.
+    claim_failures: Option<NonNull<u64>>,
     /// The slots array in the programs' .bss (shared memory; see state.rs).
     slots: Option<NonNull<skel::types::ctrace_slot>>,
     /// The per-CPU placement cache's controls in .data (bpf/task_cache.h).
@@ -249,14 +251,15 @@ impl Kernel {
             .set_autoload(cap_source == CapSource::Kprobe);
         let mut skel = open.load().map_err(KernelError::Load)?;
         let bss = skel.maps.bss_data.as_deref_mut();
-        let (overflow_count, reset_generation, syscalls_attached, slots) = match bss {
+        let (overflow_count, reset_generation, syscalls_attached, slots, failures) = match bss {
             Some(bss) => (
                 Some(NonNull::from(&mut bss.overflow_count)),
                 Some(NonNull::from(&mut bss.reset_generation)),
                 Some(NonNull::from(&mut bss.syscalls_attached)),
                 NonNull::new(bss.slots.as_mut_ptr()),
+                Some(NonNull::from(&mut bss.claim_failures)),
             ),
-            None => (None, None, None, None),
+            None => (None, None, None, None, None),
         };
 
         let mut links = vec![
@@ -288,6 +291,7 @@ impl Kernel {
             overflow_count,
             reset_generation,
             syscalls_attached,
+            claim_failures: failures,
             slots,
             task_cache,
             cap_source,
@@ -384,11 +388,12 @@ impl Kernel {
     }
 
     pub fn ringbuf_misses(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_deref()
-            .map(|b| b.ringbuf_misses)
-            .unwrap_or(0)
+        let bss = self.skel.maps.bss_data.as_deref();
+        bss.map_or(0, |b| b.ringbuf_misses)
+    }
+
+    /// Cgroups given no kernel state (slot taken, the collision hash full): untraced.
+    pub fn claim_failures(&self) -> u64 {
+        self.claim_count().map_or(0, |c| c.load(Ordering::SeqCst))
     }
 }

@@ -83,6 +83,14 @@ impl Kernel {
         }))
     }
 
+    /// `claim_failures` in .bss (bpf/state.h), which the kernel programs add to as well.
+    pub(super) fn claim_count(&self) -> Option<&AtomicU64> {
+        let ptr = self.claim_failures?;
+        // SAFETY: the pointer is into the skeleton's .bss mapping, valid and 8-byte aligned for
+        // the program's life; the kernel programs change it only with atomic adds.
+        Some(unsafe { AtomicU64::from_ptr(ptr.as_ptr()) })
+    }
+
     fn adjust_overflow(&self, delta: i64) {
         if let Some(ptr) = self.overflow_count {
             // SAFETY: the pointer is into the skeleton's .bss mapping, valid and aligned for
@@ -149,8 +157,16 @@ impl Kernel {
         {
             return Ok(());
         }
-        map.update(&key, bytes(&state), MapFlags::NO_EXIST)
-            .map_err(Self::state_error(cg.id))?;
+        if let Err(e) = map.update(&key, bytes(&state), MapFlags::NO_EXIST) {
+            // The slot is taken and the collision hash refused it (full): counted as the
+            // kernel counts its own failed claims; the caller names the container.
+            if !self.cgroup_storage {
+                if let Some(count) = self.claim_count() {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            return Err(Self::state_error(cg.id)(e));
+        }
         if !self.cgroup_storage {
             self.adjust_overflow(1);
         }

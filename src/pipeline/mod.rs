@@ -43,6 +43,11 @@ pub enum ToWriter {
     },
     /// Kernel counters, for the store's `meta` table.
     RingbufMisses(u64),
+    /// Another kernel counter (`claim_failures`), stored under `key` in the `meta` table.
+    KernelCounter {
+        key: &'static str,
+        value: u64,
+    },
     /// Commit everything, rewrite Tracefiles, end.
     Shutdown,
 }

@@ -139,7 +139,7 @@ impl Reader<'_> {
                 return;
             }
         };
-        let mut last_misses = 0;
+        let mut reported = Reported::default();
         let mut last_report = Instant::now();
         loop {
             if let Err(e) = wait_for_work(&ring, control) {
@@ -168,21 +168,16 @@ impl Reader<'_> {
             }
             if last_report.elapsed() >= MISS_REPORT_EVERY {
                 last_report = Instant::now();
-                let misses = self.kernel.ringbuf_misses();
-                if misses != last_misses {
-                    eprintln!(
-                        "ctrace: warning: {} ring buffer reservations failed (rolled back; \
-                         those calls are recorded on their next use)",
-                        misses - last_misses
-                    );
-                    last_misses = misses;
-                    let _ = self.to_writer.send(ToWriter::RingbufMisses(misses));
-                }
+                reported.check(self.kernel, &self.to_writer);
             }
         }
         let _ = self
             .to_writer
             .send(ToWriter::RingbufMisses(self.kernel.ringbuf_misses()));
+        let _ = self.to_writer.send(ToWriter::KernelCounter {
+            key: CLAIM_FAILURES,
+            value: self.kernel.claim_failures(),
+        });
     }
 
     /// The kernel tracks a new container cgroup since its creation; hold its handle,
@@ -225,7 +220,11 @@ impl Reader<'_> {
             ToReader::Track { cgroup_id, path } => match CgroupHandle::open(path.clone()) {
                 Ok(handle) => {
                     if let Err(e) = self.kernel.track(&handle) {
-                        eprintln!("ctrace: error: {e}");
+                        eprintln!(
+                            "ctrace: error: container {} ({}) is not traced: {e}",
+                            container_of(&path),
+                            path.display()
+                        );
                     }
                     self.tracked.insert(cgroup_id, handle);
                     self.log_attach_error();
@@ -248,6 +247,58 @@ impl Reader<'_> {
             ToReader::Shutdown => return true,
         }
         false
+    }
+}
+
+/// `meta` key of the kernel's count of cgroups given no state (bpf/state.h).
+const CLAIM_FAILURES: &str = "claim_failures";
+
+/// The kernel's loss counters as last reported: each change is warned about and stored.
+#[derive(Default)]
+struct Reported {
+    ringbuf_misses: u64,
+    claim_failures: u64,
+}
+
+impl Reported {
+    fn check(&mut self, kernel: &Kernel, to_writer: &Sender<ToWriter>) {
+        let misses = kernel.ringbuf_misses();
+        if misses != self.ringbuf_misses {
+            eprintln!(
+                "ctrace: warning: {} ring buffer reservations failed (rolled back; \
+                 those calls are recorded on their next use)",
+                misses - self.ringbuf_misses
+            );
+            self.ringbuf_misses = misses;
+            let _ = to_writer.send(ToWriter::RingbufMisses(misses));
+        }
+        let failures = kernel.claim_failures();
+        if failures != self.claim_failures {
+            eprintln!(
+                "ctrace: warning: {} cgroups got no kernel state (their slot taken, the \
+                 collision hash full): those containers are not traced",
+                failures - self.claim_failures
+            );
+            self.claim_failures = failures;
+            let _ = to_writer.send(ToWriter::KernelCounter {
+                key: CLAIM_FAILURES,
+                value: failures,
+            });
+        }
+    }
+}
+
+/// The short id of the container a cgroup directory belongs to (`<64 hex>` with the
+/// cgroupfs driver, `docker-<64 hex>.scope` with systemd's), or its leaf as it is.
+fn container_of(path: &Path) -> String {
+    let leaf = path.file_name().unwrap_or_default().to_string_lossy();
+    let id = leaf
+        .trim_start_matches("docker-")
+        .trim_end_matches(".scope");
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        id[..12].to_string()
+    } else {
+        leaf.into_owned()
     }
 }
 
@@ -289,4 +340,20 @@ fn log_phase(debug: bool, change: &PhaseChange) {
 
 fn join_relative(root: &Path, relative: &str) -> PathBuf {
     root.join(relative.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_is_named_by_its_cgroup_directory() {
+        let id = "2a09f2e45c80".to_string() + &"0".repeat(52);
+        let cgroupfs = PathBuf::from("/sys/fs/cgroup/unified/docker").join(&id);
+        let systemd =
+            PathBuf::from("/sys/fs/cgroup/system.slice").join(format!("docker-{id}.scope"));
+        assert_eq!(container_of(&cgroupfs), "2a09f2e45c80");
+        assert_eq!(container_of(&systemd), "2a09f2e45c80");
+        assert_eq!(container_of(Path::new("/sys/fs/cgroup/other")), "other");
+    }
 }

@@ -237,6 +237,9 @@ impl State {
             ToWriter::RingbufMisses(n) => {
                 containers::set_meta(tx, "ringbuf_misses", &n.to_string())?;
             }
+            ToWriter::KernelCounter { key, value } => {
+                containers::set_meta(tx, key, &value.to_string())?;
+            }
             ToWriter::Refusals { seccomp, errnos } => {
                 refusals::save(tx, &seccomp, &errnos, crate::store::now_ms())?;
                 self.dirty.extend(refusals::tracefiles_of(tx, &seccomp)?);
