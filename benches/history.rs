@@ -184,6 +184,7 @@ fn check_against_writer(dir: &Path) -> Result<(), String> {
             runc: false,
             epoch: Duration::from_millis(EPOCH_MS as u64),
             announce: false,
+            store: None,
         },
         to_reader,
     );

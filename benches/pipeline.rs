@@ -154,6 +154,7 @@ fn run() -> Result<(), String> {
             runc: false,
             epoch: EPOCH,
             announce: false,
+            store: None,
         },
         to_reader,
     );

@@ -107,8 +107,14 @@ fn is_symlink(dir: &OwnedFd, name: &CString) -> bool {
     // NUL-terminated name.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
-    let found =
-        unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    let found = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     found == 0 && st.st_mode & libc::S_IFMT == libc::S_IFLNK
 }
 
@@ -127,17 +133,18 @@ fn temp_name(file: &OsStr) -> String {
 /// Writes `contents` to `root/relative`, creating directories on the way (mode 0755), by the
 /// rules in the module documentation. `relative` must be made of normal components only
 /// (the label parser checks that first). Returns the file's path.
-pub fn write_beneath(
-    root: &Path,
-    relative: &Path,
-    contents: &[u8],
-) -> Result<PathBuf, WriteError> {
+pub fn write_beneath(root: &Path, relative: &Path, contents: &[u8]) -> Result<PathBuf, WriteError> {
     let mut parts = Vec::new();
     for component in relative.components() {
         match component {
             Component::Normal(part) => parts.push(part),
             Component::CurDir => {}
-            _ => return Err(symlink_or_io(&root.join(relative), io::Error::from_raw_os_error(libc::EXDEV))),
+            _ => {
+                return Err(symlink_or_io(
+                    &root.join(relative),
+                    io::Error::from_raw_os_error(libc::EXDEV),
+                ))
+            }
         }
     }
     let (file, parents) = parts
@@ -167,7 +174,11 @@ pub fn write_beneath(
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 // SAFETY: a live directory descriptor and a NUL-terminated name.
                 let made = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) };
-                let made = if made < 0 { Err(io::Error::last_os_error()) } else { Ok(()) };
+                let made = if made < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                };
                 match made {
                     Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
                         return Err(io_error(&path)(e))
@@ -210,7 +221,12 @@ pub fn write_beneath(
     }
     // SAFETY: a live directory descriptor (both sides) and NUL-terminated names.
     let renamed = unsafe {
-        libc::renameat(dir.as_raw_fd(), tmp_c.as_ptr(), dir.as_raw_fd(), file_c.as_ptr())
+        libc::renameat(
+            dir.as_raw_fd(),
+            tmp_c.as_ptr(),
+            dir.as_raw_fd(),
+            file_c.as_ptr(),
+        )
     };
     if renamed < 0 {
         let e = io::Error::last_os_error();

@@ -314,7 +314,7 @@ fn sigterm_drains_and_sigkill_keeps_committed_batches() {
 #[test]
 fn a_new_strftime_window_starts_a_new_tracefile() {
     let Some(_env) = root_env() else { return };
-    let daemon = Daemon::start(&[]);
+    let daemon = Daemon::start(&["--epoch", "1s"]);
     let base = unique("window");
     // One file per second: the mkdir and the chroot land in different windows.
     let label = format!("{base}-%H%M%S");
@@ -585,7 +585,7 @@ fn epochs_see_continued_use_again_and_coalesce_it() {
 #[test]
 fn a_stopped_container_starts_no_new_windows() {
     let Some(_env) = root_env() else { return };
-    let daemon = Daemon::start(&[]);
+    let daemon = Daemon::start(&["--epoch", "1s"]);
     let base = unique("gone");
     let label = format!("{base}-%H%M%S");
     run_container(Some(&label), IMAGE, &["sh", "-c", "mkdir /g"]);

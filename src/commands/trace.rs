@@ -39,6 +39,8 @@ async fn trace(
     conn: rusqlite::Connection,
     cgroup_root: std::path::PathBuf,
 ) -> anyhow::Result<ExitCode> {
+    let measured = store::refusals::measured(&conn)
+        .with_context(|| format!("reading store `{}`", args.db.display()))?;
     let docker = watcher::connect().await.context(
         "cannot reach Docker (is dockerd running? `dockerd --bridge=none --iptables=false &`)",
     )?;
@@ -54,6 +56,7 @@ async fn trace(
             runc: args.runc,
             epoch: args.epoch,
             announce: true,
+            store: Some(args.db.clone()),
         },
         from_reader,
         to_reader.clone(),
@@ -97,7 +100,8 @@ async fn trace(
         to_writer.clone(),
         to_reader.clone(),
         cgroup_root,
-    );
+    )
+    .with_measured(measured);
     let watching = tokio::spawn(watcher.run(docker, new_rx, stop_rx.clone()));
     let epochs = tokio::spawn(epoch_timer(args.epoch, to_reader.clone(), stop_rx));
     println!(

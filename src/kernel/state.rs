@@ -59,6 +59,11 @@ impl Slot {
         unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*self.0.as_ptr()).state.phase_now)) }
     }
 
+    fn generation(&self) -> &AtomicU32 {
+        // SAFETY: as for `owner`; a 4-byte aligned field.
+        unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*self.0.as_ptr()).state.generation)) }
+    }
+
     /// Zeroes the slot's state, word by word.
     fn clear_state(&self) {
         // SAFETY: as for `owner`; the state is a whole number of aligned u64 words.
@@ -201,6 +206,29 @@ impl Kernel {
             if map.delete(&key).is_ok() && !self.cgroup_storage {
                 self.adjust_overflow(-1);
             }
+        }
+    }
+
+    /// One cgroup forgets its sightings on its next event (its Tracefile window rolled over):
+    /// its generation is made stale. State outside the slots cannot be changed without
+    /// racing the programs: there every cgroup starts a new epoch instead (wider, still
+    /// correct: continued use is only reported again).
+    pub fn forget(&self, cg_id: u64) {
+        let owned = self
+            .slot(cg_id)
+            .filter(|_| !self.cgroup_storage)
+            .filter(|slot| slot.owner().load(Ordering::SeqCst) == cg_id);
+        let (Some(slot), Some(current)) = (owned, self.reset_generation) else {
+            self.start_epoch();
+            return;
+        };
+        // SAFETY: the pointer is into the skeleton's .bss mapping, valid and aligned for the
+        // program's life; the kernel programs only read it.
+        let now = unsafe { AtomicU32::from_ptr(current.as_ptr()) }.load(Ordering::SeqCst);
+        slot.generation().store(now ^ 0x8000_0000, Ordering::SeqCst);
+        // Valid cache entries vouch that their state caught up; fills catch up again.
+        if let Some(cache) = &self.task_cache {
+            cache.invalidate();
         }
     }
 

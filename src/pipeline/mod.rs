@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod reader;
+pub mod store_faults;
 pub mod writer;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -19,7 +20,7 @@ use crate::registry::Container;
 pub const CHANNEL_CAPACITY: usize = 65_536;
 
 /// What the writer receives.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ToWriter {
     Sighting(Sighting),
     /// The kernel started tracking a cgroup; its sightings wait until it is resolved.
@@ -66,6 +67,10 @@ pub enum ToReader {
     /// How many labelled containers Docker has (created, running or stopped): while there
     /// is one, the syscall program stays attached, so a start misses none of its calls.
     LabelledContainers(usize),
+    /// One cgroup forgets its sightings (its Tracefile window rolled over).
+    Forget {
+        cgroup_id: u64,
+    },
     /// Forget sightings so continued use is seen again (a new epoch, or a Tracefile window
     /// rolled over: every container then reports its current use again).
     NewEpoch,

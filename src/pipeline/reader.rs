@@ -244,6 +244,7 @@ impl Reader<'_> {
                 self.log_attach_error();
             }
             ToReader::NewEpoch => self.kernel.start_epoch(),
+            ToReader::Forget { cgroup_id } => self.kernel.forget(cgroup_id),
             ToReader::Shutdown => return true,
         }
         false

@@ -146,10 +146,10 @@ mod tests {
         // read+write in epochs 100..=103, mkdir (83) only in 100; 104 still open.
         for e in 100..=104 {
             for nr in [0, 1] {
-                sheet.record(&tx, sight(nr), e * E + 10).unwrap();
+                sheet.record(&tx, &sight(nr), e * E + 10).unwrap();
             }
             if e == 100 {
-                sheet.record(&tx, sight(83), e * E + 20).unwrap();
+                sheet.record(&tx, &sight(83), e * E + 20).unwrap();
             }
             sheet.flush(&tx).unwrap();
         }

@@ -46,7 +46,7 @@ struct Run {
     last_slot: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Group {
     class: Class,
     phase: Phase,
@@ -241,7 +241,7 @@ fn named(class: Class, nr: u32) -> bool {
 }
 
 /// What one container recorded into one Tracefile (see the module notes).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Sheet {
     container: i64,
     tracefile: i64,
@@ -319,7 +319,7 @@ impl Sheet {
     pub fn record(
         &mut self,
         tx: &Transaction<'_>,
-        s: Sighting,
+        s: &Sighting,
         at_ms: i64,
     ) -> rusqlite::Result<()> {
         let (class, nr) = Class::of(s.item);
@@ -341,7 +341,7 @@ impl Sheet {
             if !named(class, nr) {
                 bits::store_unknown_name(tx, class, nr)?;
             }
-            g.firsts.push((nr, at_ms, s.pid, s.comm));
+            g.firsts.push((nr, at_ms, s.pid, s.comm.clone()));
         }
         self.dirty = true;
         Ok(())

@@ -24,6 +24,13 @@ pub fn save(
     Ok(())
 }
 
+/// The seccomp settings already measured: the daemon does not probe them again.
+pub fn measured(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let mut stmt = conn.prepare("SELECT seccomp FROM refusals")?;
+    let keys = stmt.query_map([], |r| r.get(0))?;
+    keys.collect()
+}
+
 /// The Tracefile names with a container that ran under `seccomp`: rewritten once it is known.
 pub fn tracefiles_of(conn: &Connection, seccomp: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(

@@ -8,14 +8,8 @@ use super::Tracefile;
 
 /// File-name suffixes skipped when searching directories (the store, its lock and
 /// profiles). Labels cannot name such files either (`tracefile/label.rs`).
-pub const SKIPPED_SUFFIXES: [&str; 6] = [
-    ".db",
-    ".db-wal",
-    ".db-shm",
-    ".db-journal",
-    ".json",
-    ".lock",
-];
+pub const SKIPPED_SUFFIXES: [&str; 6] =
+    [".db", ".db-wal", ".db-shm", ".db-journal", ".json", ".lock"];
 
 /// Every Tracefile a path names: the file itself, or the files found under a directory
 /// (recursively, sorted, by the rule in the module documentation).

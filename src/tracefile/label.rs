@@ -34,10 +34,10 @@ pub enum LabelError {
     )]
     Reserved(String),
     #[error(
-        "`{0}` changes more often than once an hour (seconds or minutes in the pattern); \
-         the shortest window is an hour"
+        "`{pattern}` changes more often than once per epoch ({epoch}): a Tracefile window \
+         cannot be shorter than the daemon's --epoch"
     )]
-    WindowTooShort(String),
+    WindowTooShort { pattern: String, epoch: String },
     #[error("`{0}` is the store or one of its files")]
     Store(String),
     #[error(transparent)]
@@ -58,25 +58,35 @@ impl TracefilePattern {
             return Err(LabelError::BadPattern(value.to_string()));
         }
         check_relative(value)?;
-        let pattern = TracefilePattern(value.to_string());
-        pattern.check_window()?;
-        Ok(pattern)
+        // chrono parses some items it cannot format (`%#z`): refused here, not a panic later.
+        if format(&Utc::now(), value).is_none() {
+            return Err(LabelError::BadPattern(value.to_string()));
+        }
+        Ok(TracefilePattern(value.to_string()))
     }
 
-    /// Refuses windows shorter than an hour: every expansion within one hour must agree.
-    fn check_window(&self) -> Result<(), LabelError> {
-        let hour = Utc.with_ymd_and_hms(2026, 11, 29, 17, 0, 0).single();
-        let Some(hour) = hour else { return Ok(()) };
-        let expand = |secs: i64| format(&(hour + chrono::Duration::seconds(secs)), &self.0);
-        // chrono parses some items it cannot format (`%#z`): refused here, not a panic later.
-        let Some(first) = expand(0) else {
-            return Err(LabelError::BadPattern(self.0.clone()));
+    /// Refuses windows shorter than `epoch` (the daemon's --epoch, 1 h by default): every
+    /// expansion within one epoch must agree. A pattern with `%S` under a 1 h epoch would
+    /// start a file, and a store row, every second.
+    pub fn check_window(&self, epoch: std::time::Duration) -> Result<(), LabelError> {
+        let secs = i64::try_from(epoch.as_secs()).unwrap_or(i64::MAX).max(1);
+        // An epoch boundary (epochs are aligned to Unix time), and points across the epoch.
+        let start = 1_795_000_000 / secs * secs;
+        let expand = |offset: i64| {
+            DateTime::from_timestamp(start.saturating_add(offset), 0)
+                .and_then(|at| format(&at, &self.0))
         };
-        if [1, 61, 1799, 3599]
+        let first = expand(0);
+        let inside = [1, 61, 3599, secs / 2, secs - 1];
+        if inside
             .into_iter()
-            .any(|s| expand(s).as_ref() != Some(&first))
+            .filter(|o| (0..secs).contains(o))
+            .any(|o| expand(o) != first)
         {
-            return Err(LabelError::WindowTooShort(self.0.clone()));
+            return Err(LabelError::WindowTooShort {
+                pattern: self.0.clone(),
+                epoch: humantime::format_duration(epoch).to_string(),
+            });
         }
         Ok(())
     }
@@ -216,19 +226,32 @@ mod tests {
     }
 
     #[test]
-    fn windows_shorter_than_an_hour_are_refused() {
+    fn windows_shorter_than_the_epoch_are_refused() {
+        let hour = std::time::Duration::from_secs(3600);
         for fine in ["flood-%S", "x-%M", "%s", "t-%T", "%c", "%R", "a/%H-%M"] {
+            let p = TracefilePattern::parse(fine).unwrap();
             assert!(
-                matches!(
-                    TracefilePattern::parse(fine),
-                    Err(LabelError::WindowTooShort(_))
-                ),
+                matches!(p.check_window(hour), Err(LabelError::WindowTooShort { .. })),
+                "{fine}"
+            );
+            // With a one-second epoch (tests) a per-second window is fine.
+            assert!(
+                p.check_window(std::time::Duration::from_secs(1)).is_ok(),
                 "{fine}"
             );
         }
         for coarse in ["web", "web-%Y-%m-%d", "web-%Y-W%V", "web-%F-%H", "x%D"] {
-            assert!(TracefilePattern::parse(coarse).is_ok(), "{coarse}");
+            let p = TracefilePattern::parse(coarse).unwrap();
+            assert!(p.check_window(hour).is_ok(), "{coarse}");
         }
+        let day = TracefilePattern::parse("web-%F").unwrap();
+        assert!(day
+            .check_window(std::time::Duration::from_secs(86_400))
+            .is_ok());
+        let hourly = TracefilePattern::parse("web-%F-%H").unwrap();
+        assert!(hourly
+            .check_window(std::time::Duration::from_secs(86_400))
+            .is_err());
     }
 
     #[test]

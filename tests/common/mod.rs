@@ -114,7 +114,11 @@ impl Daemon {
 
     /// As `start`, with environment variables for the daemon (DOCKER_HOST, ...).
     pub fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Daemon::start_in(tempfile::tempdir().expect("tempdir"), extra, env)
+    }
+
+    /// As `start_with`, with its store and data directory in `dir` (which it keeps).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let stderr_log = dir.path().join("stderr.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ctrace"))
             .arg("trace")

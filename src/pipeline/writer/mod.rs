@@ -2,30 +2,33 @@
 //! each (size or time bound), aggregating sightings into sets in memory (`store::record`), and
 //! rewrites dirty Tracefiles from the store at most every `REWRITE_EVERY`.
 
+mod rollback;
+mod tracefiles;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::Local;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::{Connection, Transaction};
 
 use crate::kernel::event::Sighting;
 use crate::pipeline::clock::BootClock;
-use crate::pipeline::{ReaderControl, ToReader, ToWriter};
+use crate::pipeline::store_faults::FaultLog;
+use crate::pipeline::{ReaderControl, ToWriter};
 use crate::registry::Container;
-use crate::store::materialize::materialize;
 use crate::store::record::Sheet;
 use crate::store::{containers, refusals};
-use crate::tracefile::label;
 
 /// A first sighting is committed within this (design: within 1 s).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub const BATCH_MAX: usize = 50_000;
 /// Tracefile windows (strftime) and ended epochs are checked this often.
 const TICK_EVERY: Duration = Duration::from_secs(1);
+/// How long a stopping daemon keeps retrying a store that refuses its last batch.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(30);
 /// A dirty Tracefile is rewritten at most this often (design: within 2 s of a sighting).
 const REWRITE_EVERY: Duration = Duration::from_millis(250);
 
@@ -36,6 +39,8 @@ pub struct WriterConfig {
     pub epoch: Duration,
     /// Print a line when tracing of a container starts and stops.
     pub announce: bool,
+    /// The store's file: no label may name it (or its -wal, -shm, -journal, .lock).
+    pub store: Option<PathBuf>,
 }
 
 pub fn spawn(
@@ -52,6 +57,7 @@ pub fn spawn(
         })
 }
 
+#[derive(Clone)]
 struct Traced {
     container: Arc<Container>,
     row: i64,
@@ -61,6 +67,7 @@ struct Traced {
     stopped: Option<Instant>,
 }
 
+#[derive(Clone)]
 enum CgroupState {
     /// Not yet known to be a labelled container: its sightings wait here.
     Pending(Vec<Sighting>),
@@ -76,6 +83,7 @@ const FORGET_AFTER: Duration = Duration::from_secs(10);
 pub struct Writer {
     conn: Connection,
     state: State,
+    faults: FaultLog,
 }
 
 /// Everything the writer knows besides its connection.
@@ -92,6 +100,11 @@ struct State {
     dirty: HashSet<String>,
     written: HashMap<String, Instant>,
     last_tick: Instant,
+    /// The cgroups' states before the transaction in progress changed them (not for the
+    /// sheets: those are loaded again from the store after a rollback).
+    undo: HashMap<u64, Option<CgroupState>>,
+    /// A transaction was rolled back: every sheet is loaded again before the next one.
+    reload: bool,
 }
 
 impl Writer {
@@ -111,7 +124,10 @@ impl Writer {
                 dirty: HashSet::new(),
                 written: HashMap::new(),
                 last_tick: Instant::now(),
+                undo: HashMap::new(),
+                reload: false,
             },
+            faults: FaultLog::default(),
         }
     }
 
@@ -132,13 +148,36 @@ impl Writer {
                 }
             }
             shutdown |= batch.iter().any(|m| matches!(m, ToWriter::Shutdown));
-            if let Err(e) = self.apply_batch(std::mem::take(&mut batch)) {
-                eprintln!("ctrace: error: committing to the store: {e}");
+            // A failed commit keeps its batch: nothing moves on until the store takes it
+            // (at shutdown, for SHUTDOWN_PATIENCE at most).
+            let waited = Instant::now();
+            loop {
+                match self.apply_all(&batch) {
+                    Ok(()) => {
+                        self.faults.succeeded();
+                        break;
+                    }
+                    Err(e) => {
+                        let delay = self.faults.failed("committing to the store", &e);
+                        self.state.roll_back();
+                        if shutdown && waited.elapsed() > SHUTDOWN_PATIENCE {
+                            eprintln!(
+                                "ctrace: error: stopping with the store still failing: the last \
+                                 {} messages are not recorded",
+                                batch.len()
+                            );
+                            break;
+                        }
+                        std::thread::sleep(delay);
+                    }
+                }
             }
+            batch.clear();
             if self.state.last_tick.elapsed() >= TICK_EVERY {
                 self.state.last_tick = Instant::now();
                 if let Err(e) = self.tick() {
-                    eprintln!("ctrace: error: closing epochs in the store: {e}");
+                    self.faults.failed("closing epochs in the store", &e);
+                    self.state.roll_back();
                 }
             }
             if shutdown {
@@ -153,10 +192,17 @@ impl Writer {
 
     /// Applies messages in one transaction. Public for the benchmarks.
     pub fn apply_batch(&mut self, batch: Vec<ToWriter>) -> rusqlite::Result<()> {
-        if batch.is_empty() {
+        self.apply_all(&batch)
+    }
+
+    /// Applies messages in one transaction; on an error the caller rolls the state back.
+    fn apply_all(&mut self, batch: &[ToWriter]) -> rusqlite::Result<()> {
+        if batch.is_empty() && !self.state.reload {
             return Ok(());
         }
+        self.state.undo.clear();
         let tx = self.conn.transaction()?;
+        self.state.reload_sheets(&tx)?;
         for msg in batch {
             self.state.apply(&tx, msg)?;
         }
@@ -166,7 +212,9 @@ impl Writer {
 
     /// Rolls Tracefile windows over and closes ended epochs, in one transaction.
     fn tick(&mut self) -> rusqlite::Result<()> {
+        self.state.undo.clear();
         let tx = self.conn.transaction()?;
+        self.state.reload_sheets(&tx)?;
         self.state.roll_windows(&tx)?;
         let now = crate::store::now_ms();
         for state in self.state.cgroups.values_mut() {
@@ -187,7 +235,7 @@ impl State {
         })
     }
 
-    fn record(&mut self, tx: &Transaction<'_>, s: Sighting) -> rusqlite::Result<()> {
+    fn record(&mut self, tx: &Transaction<'_>, s: &Sighting) -> rusqlite::Result<()> {
         let cgroup_id = s.cgroup_id;
         let at_ms = self.clock.to_unix_ms(s.boot_ns);
         match self.cgroups.get_mut(&cgroup_id) {
@@ -198,29 +246,42 @@ impl State {
                     self.touched.push(cgroup_id);
                 }
             }
-            Some(CgroupState::Pending(waiting)) => waiting.push(s),
+            Some(CgroupState::Pending(_)) => {
+                self.keep_for_undo(cgroup_id);
+                if let Some(CgroupState::Pending(waiting)) = self.cgroups.get_mut(&cgroup_id) {
+                    waiting.push(s.clone());
+                }
+            }
             Some(CgroupState::Ignored(_)) => {}
             None => {
+                self.keep_for_undo(cgroup_id);
                 self.cgroups
-                    .insert(cgroup_id, CgroupState::Pending(vec![s]));
+                    .insert(cgroup_id, CgroupState::Pending(vec![s.clone()]));
             }
         }
         Ok(())
     }
 
-    fn apply(&mut self, tx: &Transaction<'_>, msg: ToWriter) -> rusqlite::Result<()> {
+    fn apply(&mut self, tx: &Transaction<'_>, msg: &ToWriter) -> rusqlite::Result<()> {
         match msg {
             ToWriter::Sighting(s) => self.record(tx, s)?,
             ToWriter::NewCgroup(c) => {
+                self.keep_for_undo(c.cgroup_id);
                 self.cgroups
                     .insert(c.cgroup_id, CgroupState::Pending(Vec::new()));
             }
-            ToWriter::Resolved(container) => self.resolve(tx, container)?,
+            ToWriter::Resolved(container) => {
+                self.keep_for_undo(container.cgroup_id);
+                self.resolve(tx, Arc::clone(container))?
+            }
             ToWriter::Ignored { cgroup_id } => {
+                self.keep_for_undo(*cgroup_id);
                 self.cgroups
-                    .insert(cgroup_id, CgroupState::Ignored(Instant::now()));
+                    .insert(*cgroup_id, CgroupState::Ignored(Instant::now()));
             }
             ToWriter::Stopped { cgroup_id, at_ms } => {
+                let (cgroup_id, at_ms) = (*cgroup_id, *at_ms);
+                self.keep_for_undo(cgroup_id);
                 if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
                     t.stopped = Some(Instant::now());
                     containers::mark_stopped(tx, t.row, at_ms)?;
@@ -241,8 +302,8 @@ impl State {
                 containers::set_meta(tx, key, &value.to_string())?;
             }
             ToWriter::Refusals { seccomp, errnos } => {
-                refusals::save(tx, &seccomp, &errnos, crate::store::now_ms())?;
-                self.dirty.extend(refusals::tracefiles_of(tx, &seccomp)?);
+                refusals::save(tx, seccomp, errnos, crate::store::now_ms())?;
+                self.dirty.extend(refusals::tracefiles_of(tx, seccomp)?);
             }
             ToWriter::Shutdown => {}
         }
@@ -263,6 +324,7 @@ impl State {
             .map(|(id, _)| *id)
             .collect();
         for cgroup_id in gone {
+            self.keep_for_undo(cgroup_id);
             if let Some(CgroupState::Traced(mut t)) = self.cgroups.remove(&cgroup_id) {
                 if t.sheet.flush(tx)? {
                     self.dirty.insert(t.window.clone());
@@ -282,120 +344,5 @@ impl State {
             }
         }
         Ok(())
-    }
-
-    fn resolve(&mut self, tx: &Transaction<'_>, container: Arc<Container>) -> rusqlite::Result<()> {
-        let window = match container.pattern.expand(&Local::now()) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!(
-                    "ctrace: error: container {} ({}): tracefile label refused: {e}",
-                    container.name,
-                    container.short_id()
-                );
-                self.cgroups
-                    .insert(container.cgroup_id, CgroupState::Ignored(Instant::now()));
-                let _ = self.to_reader.send(ToReader::Untrack {
-                    cgroup_id: container.cgroup_id,
-                });
-                return Ok(());
-            }
-        };
-        let now = crate::store::now_ms();
-        let row = containers::upsert(tx, &container, now)?;
-        let tracefile_id = containers::tracefile_id(tx, &mut self.tracefile_ids, &window)?;
-        if self.config.announce {
-            println!(
-                "ctrace: tracing container {} ({}) into {}",
-                container.name,
-                container.short_id(),
-                self.config.data_dir.join(&window).display()
-            );
-        }
-        let sheet = Sheet::load(tx, row, tracefile_id, self.epoch_ms, now)?;
-        let waiting = match self.cgroups.insert(
-            container.cgroup_id,
-            CgroupState::Traced(Box::new(Traced {
-                container: Arc::clone(&container),
-                row,
-                window: window.clone(),
-                sheet,
-                stopped: None,
-            })),
-        ) {
-            Some(CgroupState::Pending(w)) => w,
-            _ => Vec::new(),
-        };
-        for s in waiting {
-            self.record(tx, s)?;
-        }
-        self.dirty.insert(window);
-        Ok(())
-    }
-
-    /// A label like `app-%Y-W%V` names a new file when the window rolls over: start it, and
-    /// reset the cgroup's sightings so what is used in the new window is seen again.
-    fn roll_windows(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        let now = Local::now();
-        let mut rolled = Vec::new();
-        for (cgroup_id, state) in &self.cgroups {
-            if let CgroupState::Traced(t) = state {
-                // A stopped container starts no new file.
-                if t.stopped.is_some() {
-                    continue;
-                }
-                if let Ok(window) = t.container.pattern.expand(&now) {
-                    if window != t.window {
-                        rolled.push((*cgroup_id, window));
-                    }
-                }
-            }
-        }
-        let any_rolled = !rolled.is_empty();
-        for (cgroup_id, window) in rolled {
-            let id = containers::tracefile_id(tx, &mut self.tracefile_ids, &window)?;
-            if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
-                t.sheet.flush(tx)?;
-                t.sheet = Sheet::load(tx, t.row, id, self.epoch_ms, crate::store::now_ms())?;
-                self.dirty
-                    .insert(std::mem::replace(&mut t.window, window.clone()));
-                self.dirty.insert(window);
-            }
-        }
-        if any_rolled {
-            let _ = self.to_reader.send(ToReader::NewEpoch);
-        }
-        Ok(())
-    }
-
-    /// Rewrites dirty Tracefiles, each at most every `REWRITE_EVERY` unless `all`.
-    fn write_tracefiles(&mut self, conn: &Connection, all: bool) {
-        let now = Instant::now();
-        self.written
-            .retain(|_, at| now.duration_since(*at) < REWRITE_EVERY);
-        let due: Vec<String> = self
-            .dirty
-            .iter()
-            .filter(|path| all || !self.written.contains_key(*path))
-            .cloned()
-            .collect();
-        for path in due {
-            self.dirty.remove(&path);
-            self.written.insert(path.clone(), now);
-            match materialize(conn, &path, self.config.runc) {
-                Ok(tracefile) => {
-                    if let Err(e) = label::write_inside(
-                        &self.config.data_dir,
-                        &path,
-                        tracefile.render().as_bytes(),
-                    ) {
-                        eprintln!("ctrace: error: writing Tracefile: {e}");
-                    }
-                }
-                Err(e) => {
-                    eprintln!("ctrace: error: reading Tracefile `{path}` from the store: {e}")
-                }
-            }
-        }
     }
 }
