@@ -7,14 +7,22 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cli::TraceArgs;
 use crate::docker::{cgroup, watcher};
 use crate::kernel::{probe, KernelConfig};
 use crate::pipeline::{self, reader, writer, ReaderControl, ToReader, ToWriter, CHANNEL_CAPACITY};
 use crate::registry::Registry;
-use crate::store;
+use crate::store::{self, lock};
+
+/// Where bollard's local connection looks: a `unix://` DOCKER_HOST, else Docker's default.
+fn docker_address() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| h.starts_with("unix://"))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
 
 pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     probe::check_prerequisites()?;
@@ -22,8 +30,16 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--epoch must be longer than zero");
     }
     let cgroup_root = cgroup::cgroup2_mount()?;
+    // One daemon per store and per data directory (two stores may share one), locked before
+    // anything is opened for writing; the locks live until this function returns.
+    if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the directory of store `{}`", args.db.display()))?;
+    }
+    let _store_lock = lock::lock_store(&args.db)?;
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("creating data directory `{}`", args.data.display()))?;
+    let _data_lock = lock::lock_data_dir(&args.data)?;
     let conn = store::open_rw(&args.db)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -41,9 +57,20 @@ async fn trace(
 ) -> anyhow::Result<ExitCode> {
     let measured = store::refusals::measured(&conn)
         .with_context(|| format!("reading store `{}`", args.db.display()))?;
-    let docker = watcher::connect().await.context(
-        "cannot reach Docker (is dockerd running? `dockerd --bridge=none --iptables=false &`)",
-    )?;
+    // Without dockerd the daemon waits for it (the watcher keeps connecting) rather than fail.
+    let docker = match watcher::connect().await {
+        Ok(docker) => Some(docker),
+        Err(e) => {
+            eprintln!(
+                "ctrace: waiting for Docker at {} (retrying every {:?}, backing off to every \
+                 {:?}): {e}",
+                docker_address(),
+                watcher::BACKOFF_MIN,
+                watcher::BACKOFF_MAX
+            );
+            None
+        }
+    };
     let (to_writer, from_reader) = crossbeam_channel::bounded::<ToWriter>(CHANNEL_CAPACITY);
     let (to_reader, control) =
         pipeline::control_channel().context("making the reader's control channel")?;
@@ -102,13 +129,20 @@ async fn trace(
         cgroup_root,
     )
     .with_measured(measured);
-    let watching = tokio::spawn(watcher.run(docker, new_rx, stop_rx.clone()));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let watching = tokio::spawn(watcher.run(docker, ready_tx, new_rx, stop_rx.clone()));
     let epochs = tokio::spawn(epoch_timer(args.epoch, to_reader.clone(), stop_rx));
-    println!(
+    // "Ready to trace": printed once the watcher is connected and has its inventory.
+    let ready_line = format!(
         "ctrace: waiting for Docker events (store {}, Tracefiles in {})",
         args.db.display(),
         args.data.display()
     );
+    tokio::spawn(async move {
+        if ready_rx.await.is_ok() {
+            println!("{ready_line}");
+        }
+    });
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

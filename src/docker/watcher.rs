@@ -10,7 +10,7 @@ use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListCont
 use bollard::Docker;
 use crossbeam_channel::Sender;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::docker::{cgroup, tracefile_label};
@@ -22,7 +22,9 @@ use crate::tracefile::label::{TracefilePattern, LABEL};
 
 /// How long a new cgroup may wait to be identified before it is dropped.
 const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Reconnection delays: from the first, doubling up to the last.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Runs of the errno probe for one seccomp setting before giving up.
 const PROBE_ATTEMPTS: u32 = 3;
 
@@ -87,25 +89,32 @@ impl Watcher {
         }
     }
 
-    /// Runs until `stop` turns true. `first` is an already connected client.
+    /// Runs until `stop` turns true. `first` is an already connected client, if any (else it
+    /// keeps connecting, silently: the caller said it waits); `ready` fires once connected
+    /// and the inventory taken.
     pub async fn run(
         mut self,
-        first: Docker,
+        first: Option<Docker>,
+        ready: oneshot::Sender<()>,
         mut new_cgroups: mpsc::UnboundedReceiver<NewCgroup>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut docker = Some(first);
-        let mut backoff = Duration::from_millis(250);
+        let mut docker = first;
+        let mut ready = Some(ready);
+        let mut backoff = BACKOFF_MIN;
         loop {
             let client = match docker.take() {
                 Some(d) => d,
                 None => match connect().await {
+                    Ok(d) if ready.is_some() => d,
                     Ok(d) => {
                         eprintln!("ctrace: reconnected to Docker");
                         d
                     }
                     Err(e) => {
-                        eprintln!("ctrace: Docker unavailable ({e}); retrying in {backoff:?}");
+                        if ready.is_none() {
+                            eprintln!("ctrace: Docker unavailable ({e}); retrying in {backoff:?}");
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = stop.changed() => return,
@@ -115,7 +124,7 @@ impl Watcher {
                     }
                 },
             };
-            backoff = Duration::from_millis(250);
+            backoff = BACKOFF_MIN;
             self.engine = match client.version().await {
                 Ok(v) => v.version.unwrap_or_default(),
                 Err(e) => {
@@ -129,6 +138,9 @@ impl Watcher {
                 ..Default::default()
             }));
             self.inventory(&client).await;
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(());
+            }
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tokio::select! {

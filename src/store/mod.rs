@@ -4,6 +4,7 @@
 
 pub mod bits;
 pub mod containers;
+pub mod lock;
 pub mod materialize;
 pub mod record;
 pub mod refusals;
@@ -41,6 +42,121 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("store {path} is not a SQLite database (or is corrupt): {why}; nothing was changed")]
+    NotSqlite { path: PathBuf, why: String },
+    #[error(
+        "store {path} is a SQLite database but not a ctrace store ({why}); nothing was changed"
+    )]
+    NotCtrace { path: PathBuf, why: &'static str },
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+fn not_sqlite(path: &Path, why: impl std::fmt::Display) -> StoreError {
+    StoreError::NotSqlite {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
+}
+
+/// Refuses a file that is not empty and does not start with the SQLite header, before SQLite
+/// opens it (opening for writing could otherwise recover a "hot journal" into it).
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(not_sqlite(path, format_args!("reading it: {e}"))),
+    };
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    (&mut file)
+        .take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| not_sqlite(path, format_args!("reading it: {e}")))?;
+    if header.is_empty() || header == SQLITE_HEADER {
+        return Ok(());
+    }
+    Err(not_sqlite(
+        path,
+        format_args!(
+            "it does not start with the SQLite header (it starts \"{}\")",
+            header.escape_ascii()
+        ),
+    ))
+}
+
+/// SQLite's verdict on the file before anything is written: `PRAGMA quick_check` when
+/// `thorough`, else reading the schema (which finds a damaged first page); then the schema
+/// version (`PRAGMA user_version`), which a ctrace store has, or a refusal. Without a -wal
+/// beside it no connection is using the file, so it is read as immutable: SQLite then
+/// creates no -wal or -shm beside a file it refuses.
+fn check_file(path: &Path, thorough: bool) -> Result<i64, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    let conn = if Path::new(&wal).exists() {
+        Connection::open_with_flags(path, flags)
+    } else {
+        Connection::open_with_flags(format!("{}?immutable=1", file_uri(path)), flags)
+    }
+    .map_err(sqlite(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sqlite(path))?;
+    if thorough {
+        let verdict: Result<Vec<String>, rusqlite::Error> = conn
+            .prepare("PRAGMA quick_check(5)")
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect());
+        match verdict {
+            Ok(lines) if lines.len() == 1 && lines[0] == "ok" => {}
+            Ok(lines) => {
+                let why = format!("quick_check: {}", lines.join("; "));
+                return Err(not_sqlite(path, why));
+            }
+            Err(e) => return Err(damaged(path, e)),
+        }
+    }
+    let (version, tables): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), \
+             (SELECT count(*) FROM sqlite_schema WHERE type = 'table')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| damaged(path, e))?;
+    if version == 0 && tables > 0 {
+        return Err(StoreError::NotCtrace {
+            path: path.to_path_buf(),
+            why: "it has tables and no schema version",
+        });
+    }
+    Ok(version)
+}
+
+/// `file:` URI of a path, every byte but unreserved ones and `/` percent-encoded.
+fn file_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri
+}
+
+/// SQLite's "not a database" and "malformed" are the file's fault; anything else (busy,
+/// permissions) is reported as it is.
+fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match e.sqlite_error_code() {
+        Some(NotADatabase | DatabaseCorrupt) => not_sqlite(path, e),
+        _ => sqlite(path)(e),
+    }
 }
 
 fn sqlite(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -58,14 +174,18 @@ pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
             source,
         })?;
     }
+    check_header(path)?;
+    if path.exists() {
+        check_file(path, true)?;
+    }
     let mut conn = Connection::open(path).map_err(sqlite(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sqlite(path))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sqlite(path))?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite(path))?;
     conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(sqlite(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sqlite(path))?;
     MIGRATIONS
         .to_latest(&mut conn)
@@ -81,6 +201,13 @@ pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
 pub fn open_ro(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing(path.to_path_buf()));
+    }
+    check_header(path)?;
+    if check_file(path, false)? == 0 {
+        return Err(StoreError::NotCtrace {
+            path: path.to_path_buf(),
+            why: "it has no ctrace schema; `ctrace trace` makes one",
+        });
     }
     let conn = Connection::open_with_flags(
         path,
@@ -115,6 +242,48 @@ mod tests {
             .query_row("SELECT count(*) FROM container_summary", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    /// Random bytes, a damaged database and another program's database are refused before
+    /// anything is written: same bytes, no -wal or -shm beside them.
+    #[test]
+    fn what_is_not_a_store_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.db");
+        drop(open_rw(&good).unwrap());
+        let mut damaged = std::fs::read(&good).unwrap();
+        damaged.truncate(damaged.len().min(4096) + 100);
+        damaged[100..].fill(0xa5);
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let cases: [(&str, Vec<u8>); 3] = [
+            (
+                "random.db",
+                (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            ),
+            ("damaged.db", damaged),
+            ("foreign.db", std::fs::read(&foreign).unwrap()),
+        ];
+        for (name, bytes) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            for err in [open_rw(&path).unwrap_err(), open_ro(&path).unwrap_err()] {
+                let text = err.to_string();
+                assert!(
+                    text.starts_with(&format!("store {} is ", path.display()))
+                        && text.ends_with("; nothing was changed"),
+                    "{text}"
+                );
+            }
+            assert!(std::fs::read(&path).unwrap() == bytes, "{name} changed");
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let side = dir.path().join(format!("{name}{suffix}"));
+                assert!(!side.exists(), "{} was created", side.display());
+            }
+        }
     }
 
     /// Sets extend while all their items come back, and a missing item ends its own run.
