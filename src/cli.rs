@@ -74,6 +74,13 @@ pub struct TraceArgs {
     /// placement cache; only to compare the two.
     #[arg(long, hide = true)]
     pub no_task_cache: bool,
+    /// Size in bytes of the kernel's ring buffer of first sightings (4 MiB by default): a
+    /// power of two, a multiple of the page size, 4096 or more. When it is full a sighting is
+    /// not lost for good: the miss is counted (a warning, `ringbuf_misses` in the store's
+    /// `meta`) and the item is sent again on its next use.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::kernel::DEFAULT_RINGBUF_SIZE,
+          value_parser = crate::kernel::parse_ringbuf_size)]
+    pub ringbuf_size: u32,
 }
 
 /// Which recorded containers to use, and when.

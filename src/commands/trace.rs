@@ -96,6 +96,7 @@ async fn trace(
                 state: args.cgroup_state,
                 slots: args.cgroup_slots,
                 task_cache: !args.no_task_cache,
+                ringbuf_size: args.ringbuf_size,
             },
             cgroup_root: cgroup_root.clone(),
             always_attached: args.runc,

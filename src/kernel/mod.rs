@@ -1,6 +1,7 @@
 //! The kernel side as userspace sees it: load the programs, choose what this kernel supports,
 //! attach, and keep the per-cgroup state (track, untrack, reset each epoch).
 
+mod config;
 pub mod event;
 pub mod probe;
 mod state;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, OpenObject, PrintLevel};
 
+pub use config::{parse_ringbuf_size, KernelConfig, DEFAULT_RINGBUF_SIZE};
 pub use probe::{CapSource, Features, StateMap};
 pub use state::CgroupHandle;
 
@@ -49,28 +51,6 @@ pub enum KernelError {
 pub const MAX_SLOTS: u32 = 4096;
 /// TASK_CACHE_CPUS in bpf/task_cache.h.
 const TASK_CACHE_CPUS: usize = 1024;
-
-#[derive(Debug, Clone, Copy)]
-pub struct KernelConfig {
-    /// Mirror events to the trace pipe.
-    pub debug: bool,
-    pub state: StateMap,
-    /// Slots in use (a power of two up to MAX_SLOTS); fewer only to test collisions.
-    pub slots: u32,
-    /// The per-CPU placement cache (bpf/task_cache.h); off only to compare without it.
-    pub task_cache: bool,
-}
-
-impl Default for KernelConfig {
-    fn default() -> KernelConfig {
-        KernelConfig {
-            debug: false,
-            state: StateMap::default(),
-            slots: MAX_SLOTS,
-            task_cache: true,
-        }
-    }
-}
 
 pub struct Kernel {
     skel: CtraceSkel<'static>,
@@ -236,6 +216,7 @@ impl Kernel {
                 .set_autocreate(false)
                 .map_err(KernelError::Load)?;
         }
+        config::size_ring_buffer(&mut open.maps.events, config.ringbuf_size)?;
         open.progs.ctrace_sys_enter.set_autoload(task_cache);
         open.progs.ctrace_sys_enter_helper.set_autoload(!task_cache);
         open.progs.ctrace_migrated.set_autoload(task_cache);
