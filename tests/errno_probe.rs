@@ -34,12 +34,14 @@ fn probe(what: &str, target: &ProbeTarget) -> Refusals {
     refusals
 }
 
-/// run_probe removes its container before it returns. Other processes may be probing on the
-/// same dockerd: their containers are gone within seconds, a leaked one stays.
+/// run_probe removes its container before it returns: none labelled with this process's pid
+/// may be left (daemons elsewhere on the host may be probing at the same time).
 fn assert_no_probe_container_left() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let ps = common::docker(&["ps", "-aq", "--filter", "label=ctrace.errno-probe"]);
+        // Only this process's: daemons elsewhere on the host may be probing too.
+        let mine = format!("label=ctrace.errno-probe={}", std::process::id());
+        let ps = common::docker(&["ps", "-aq", "--filter", &mine]);
         assert!(ps.status.success());
         let left = String::from_utf8_lossy(&ps.stdout).trim().to_string();
         if left.is_empty() {

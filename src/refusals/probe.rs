@@ -17,7 +17,8 @@ use super::{ParseError, Refusals};
 const PROBE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/errno_probe"));
 const IMAGE_REPO: &str = "ctrace-errno-probe";
 const BINARY: &str = "errno_probe";
-/// Marks the probe's containers (never `ctrace.tracefile`: they are not traced).
+/// Marks the probe's containers (never `ctrace.tracefile`: they are not traced), with the
+/// pid of the process that started them.
 const LABEL: &str = "ctrace.errno-probe";
 /// Start to exit; a run takes well under a second.
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -141,7 +142,7 @@ pub async fn run_probe(docker: &Docker, target: &ProbeTarget) -> Result<Refusals
     let body = ContainerCreateBody {
         image: Some(image),
         cmd: Some(vec![format!("/{BINARY}")]),
-        labels: Some([(LABEL.to_string(), "1".to_string())].into()),
+        labels: Some([(LABEL.to_string(), std::process::id().to_string())].into()),
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
             security_opt: Some(target.security_opt.clone()),
