@@ -20,6 +20,8 @@ use crate::refusals::{run_probe, ProbeTarget};
 use crate::registry::{Container, Registry};
 use crate::tracefile::label::{TracefilePattern, LABEL};
 
+mod late;
+
 /// How long a new cgroup may wait to be identified before it is dropped.
 const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnection delays: from the first, doubling up to the last.
@@ -56,6 +58,10 @@ pub struct Watcher {
     engine: String,
     /// Seccomp settings (`containers.seccomp`) whose probe this daemon started.
     probed: HashSet<String>,
+    /// The registry's size as last sent to the store (`meta.registry_containers`).
+    registry_reported: Option<usize>,
+    /// Containers that died or were destroyed before their cgroup was identified (late.rs).
+    late: late::Late,
 }
 
 pub async fn connect() -> Result<Docker, bollard::errors::Error> {
@@ -86,6 +92,8 @@ impl Watcher {
             labelled: HashSet::new(),
             engine: String::new(),
             probed: HashSet::new(),
+            registry_reported: None,
+            late: late::Late::default(),
         }
     }
 
@@ -143,6 +151,7 @@ impl Watcher {
             }
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
+                self.report_registry();
                 tokio::select! {
                     _ = stop.changed() => return,
                     Some(new) = new_cgroups.recv() => {
@@ -241,6 +250,7 @@ impl Watcher {
     }
 
     fn on_event(&mut self, ev: bollard::models::EventMessage) {
+        self.late.event_handled(ev.time_nano);
         let Some(actor) = ev.actor else { return };
         let Some(id) = actor.id else { return };
         let action = ev.action.unwrap_or_default();
@@ -266,28 +276,19 @@ impl Watcher {
                 );
             }
             "die" => {
-                if let Some(container) = self.registry.by_container_id(&id) {
-                    let at_ms = ev
-                        .time_nano
-                        .map(|n| n / 1_000_000)
-                        .unwrap_or_else(crate::store::now_ms);
-                    let _ = self.to_writer.send(ToWriter::Stopped {
-                        cgroup_id: container.cgroup_id,
-                        at_ms,
-                    });
-                    let _ = self.to_reader.send(ToReader::Untrack {
-                        cgroup_id: container.cgroup_id,
-                    });
-                    self.registry.remove(container.cgroup_id);
-                }
+                let at_ms = ev
+                    .time_nano
+                    .map(|n| n / 1_000_000)
+                    .unwrap_or_else(crate::store::now_ms);
+                self.container_died(id, at_ms);
             }
             "destroy" => {
-                self.described.remove(&id);
                 if self.labelled.contains(&id) {
                     let mut labelled = self.labelled.clone();
                     labelled.remove(&id);
                     self.set_labelled(labelled);
                 }
+                self.container_destroyed(id);
             }
             _ => {}
         }
@@ -318,6 +319,8 @@ impl Watcher {
                         .unwrap_or_else(|_| d.clone()),
                 ),
                 Some(d) => Some(d.clone()),
+                // Its `create` event may still be queued (late.rs): no inspection meanwhile.
+                None if !self.late.caught_up(deadline) => None,
                 None => inspect().await.ok().map(|i| describe(&i)),
             };
             match described {
@@ -332,11 +335,11 @@ impl Watcher {
                                 container.short_id()
                             );
                         }
-                        let _ = self.to_writer.send(ToWriter::Resolved(container));
+                        self.identified(container);
                     }
                     None => self.ignore(new.cgroup_id),
                 },
-                None if now >= deadline => {
+                None if now >= deadline && self.late.caught_up(deadline) => {
                     eprintln!(
                         "ctrace: cgroup {} ({}) belongs to no container Docker knows; not traced",
                         new.cgroup_id, new.path

@@ -104,6 +104,24 @@ impl Kernel {
         }
     }
 
+    /// Cgroups holding kernel state in the slots backend: slots with an owner plus entries
+    /// in the collision hash (`overflow_count`). None with cgroup local storage (it cannot be
+    /// counted from here). Userspace bookkeeping: reads the shared array, changes nothing.
+    pub fn slots_in_use(&self) -> Option<u64> {
+        if self.cgroup_storage {
+            return None;
+        }
+        let owned = (0..=u64::from(self.slot_mask))
+            .filter_map(|index| self.slot(index))
+            .filter(|slot| slot.owner().load(Ordering::Relaxed) != 0)
+            .count() as u64;
+        let overflow = self.overflow_count.map_or(0, |ptr| {
+            // SAFETY: as in `adjust_overflow`.
+            unsafe { AtomicI64::from_ptr(ptr.as_ptr()) }.load(Ordering::Relaxed)
+        });
+        Some(owned + u64::try_from(overflow).unwrap_or(0))
+    }
+
     /// The hash (or local storage) key and map for a cgroup outside the slots array.
     fn keyed(
         &self,

@@ -44,7 +44,8 @@ pub enum ToWriter {
     },
     /// Kernel counters, for the store's `meta` table.
     RingbufMisses(u64),
-    /// Another kernel counter (`claim_failures`), stored under `key` in the `meta` table.
+    /// Another counter, stored under `key` in the `meta` table: `claim_failures`, and the
+    /// occupancy (`tracked_cgroups`, `slots_in_use`, `registry_containers`).
     KernelCounter {
         key: &'static str,
         value: u64,

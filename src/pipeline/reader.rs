@@ -140,6 +140,8 @@ impl Reader<'_> {
             }
         };
         let mut reported = Reported::default();
+        let mut occupancy = Occupancy::default();
+        occupancy.report(self, false);
         let mut last_report = Instant::now();
         loop {
             if let Err(e) = wait_for_work(&ring, control) {
@@ -169,8 +171,10 @@ impl Reader<'_> {
             if last_report.elapsed() >= MISS_REPORT_EVERY {
                 last_report = Instant::now();
                 reported.check(self.kernel, &self.to_writer);
+                occupancy.report(self, false);
             }
         }
+        occupancy.report(self, true);
         let _ = self
             .to_writer
             .send(ToWriter::RingbufMisses(self.kernel.ringbuf_misses()));
@@ -253,6 +257,36 @@ impl Reader<'_> {
 
 /// `meta` key of the kernel's count of cgroups given no state (bpf/state.h).
 const CLAIM_FAILURES: &str = "claim_failures";
+
+/// `meta` keys of the reader's occupancy: cgroups it holds, and those with kernel state.
+const TRACKED_CGROUPS: &str = "tracked_cgroups";
+const SLOTS_IN_USE: &str = "slots_in_use";
+
+/// The occupancy as last stored: written when it changes (checked every
+/// `MISS_REPORT_EVERY`) and at shutdown, so that a leak shows in the store.
+#[derive(Default)]
+struct Occupancy {
+    tracked: Option<u64>,
+    slots: Option<u64>,
+}
+
+impl Occupancy {
+    fn report(&mut self, reader: &Reader<'_>, always: bool) {
+        let tracked = Some(reader.tracked.len() as u64);
+        let slots = reader.kernel.slots_in_use();
+        for (key, now, last) in [
+            (TRACKED_CGROUPS, tracked, &mut self.tracked),
+            (SLOTS_IN_USE, slots, &mut self.slots),
+        ] {
+            if let Some(value) = now.filter(|_| always || now != *last) {
+                *last = now;
+                let _ = reader
+                    .to_writer
+                    .send(ToWriter::KernelCounter { key, value });
+            }
+        }
+    }
+}
 
 /// The kernel's loss counters as last reported: each change is warned about and stored.
 #[derive(Default)]
