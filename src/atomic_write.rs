@@ -314,7 +314,7 @@ mod tests {
     fn a_directory_of_another_user_is_refused() {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED: giving a directory away needs root");
+            crate::log!("SKIPPED: giving a directory away needs root");
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("ctrace: error: {err:#}");
+            ctrace::log!("ctrace: error: {err:#}");
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -198,7 +198,7 @@ fn retry(
 ) -> anyhow::Result<BTreeSet<(Abi, &'static str)>> {
     let mut seen = vec![first];
     for _ in 0..RETRIES {
-        eprintln!(
+        crate::log!(
             "ctrace: warning: {}; starting another no-op container",
             seen.last().map(ToString::to_string).unwrap_or_default()
         );

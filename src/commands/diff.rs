@@ -138,7 +138,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
                 let tf = select_tracefile(&conn, sel)
                     .with_context(|| format!("selection {side} in store `{}`", db.display()))?;
                 if tf.is_empty() {
-                    eprintln!(
+                    crate::log!(
                         "ctrace: warning: selection {side} matches nothing in store `{}`",
                         db.display()
                     );

@@ -38,7 +38,7 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
         .optional()?;
     let text = match &cached {
         Some(text) if !args.refresh => {
-            eprintln!(
+            crate::log!(
                 "ctrace: runtime baseline for Docker {version} from {}",
                 args.db.display()
             );
@@ -46,7 +46,7 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {
             probe::check_prerequisites()?;
-            eprintln!("ctrace: recording the runtime baseline of Docker {version}");
+            crate::log!("ctrace: recording the runtime baseline of Docker {version}");
             let mut baseline: Tracefile = requirements::record(&docker, &runtime)?;
             // What the engine's default profile (the no-op containers') answers for the
             // calls it refuses: every profile made with this baseline answers them the same.

@@ -26,6 +26,10 @@ fn docker_address() -> String {
 
 pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     probe::check_prerequisites()?;
+    // A file-size limit must fail a write (EFBIG: the store's writer keeps its batch and
+    // retries), not kill the daemon.
+    // SAFETY: installs SIG_IGN for one signal before any other thread exists.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     if args.epoch.is_zero() {
         anyhow::bail!("--epoch must be longer than zero");
     }
@@ -61,7 +65,7 @@ async fn trace(
     let docker = match watcher::connect().await {
         Ok(docker) => Some(docker),
         Err(e) => {
-            eprintln!(
+            crate::log!(
                 "ctrace: waiting for Docker at {} (retrying every {:?}, backing off to every \
                  {:?}): {e}",
                 docker_address(),
@@ -105,7 +109,7 @@ async fn trace(
         control,
         new_tx,
     )?;
-    eprintln!(
+    crate::log!(
         "ctrace: capability checks via {}; per-cgroup state in {}",
         loaded.cap_source.describe(),
         if loaded.cgroup_storage {
@@ -115,10 +119,10 @@ async fn trace(
         }
     );
     if loaded.task_cache {
-        eprintln!("ctrace: syscalls find their container through the per-CPU placement cache");
+        crate::log!("ctrace: syscalls find their container through the per-CPU placement cache");
     }
     if args.debug {
-        eprintln!("ctrace: kernel events go to {}", trace_pipe().display());
+        crate::log!("ctrace: kernel events go to {}", trace_pipe().display());
     }
 
     let registry = Arc::new(Registry::default());
@@ -151,14 +155,14 @@ async fn trace(
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("ctrace: stopping: draining the ring buffer and committing");
+    crate::log!("ctrace: stopping: draining the ring buffer and committing");
     let _ = stop_tx.send(true);
     let _ = watching.await;
     let _ = epochs.await;
     let _ = to_reader.send(ToReader::Shutdown);
     let reader_done = tokio::task::spawn_blocking(move || reader.join());
     if reader_done.await.map(|r| r.is_err()).unwrap_or(true) {
-        eprintln!("ctrace: error: the reader thread panicked");
+        crate::log!("ctrace: error: the reader thread panicked");
     }
     // The reader is done: everything it sent is ahead of this in the channel.
     let _ = to_writer.send(ToWriter::Shutdown);
@@ -167,7 +171,7 @@ async fn trace(
     if writer_done.map(|r| r.is_err()).unwrap_or(true) {
         anyhow::bail!("the writer thread panicked; the last batch may not be committed");
     }
-    eprintln!("ctrace: stopped");
+    crate::log!("ctrace: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -116,12 +116,14 @@ impl Watcher {
                 None => match connect().await {
                     Ok(d) if ready.is_some() => d,
                     Ok(d) => {
-                        eprintln!("ctrace: reconnected to Docker");
+                        crate::log!("ctrace: reconnected to Docker");
                         d
                     }
                     Err(e) => {
                         if ready.is_none() {
-                            eprintln!("ctrace: Docker unavailable ({e}); retrying in {backoff:?}");
+                            crate::log!(
+                                "ctrace: Docker unavailable ({e}); retrying in {backoff:?}"
+                            );
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
@@ -136,7 +138,7 @@ impl Watcher {
             self.engine = match client.version().await {
                 Ok(v) => v.version.unwrap_or_default(),
                 Err(e) => {
-                    eprintln!("ctrace: warning: asking Docker for its version: {e}");
+                    crate::log!("ctrace: warning: asking Docker for its version: {e}");
                     String::new()
                 }
             };
@@ -164,11 +166,11 @@ impl Watcher {
                             self.identify_pending(&client).await;
                         }
                         Some(Err(e)) => {
-                            eprintln!("ctrace: Docker event stream failed: {e}");
+                            crate::log!("ctrace: Docker event stream failed: {e}");
                             break;
                         }
                         None => {
-                            eprintln!("ctrace: Docker event stream ended (dockerd restarting?)");
+                            crate::log!("ctrace: Docker event stream ended (dockerd restarting?)");
                             break;
                         }
                     },
@@ -193,7 +195,7 @@ impl Watcher {
         let containers = match listed {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("ctrace: error: listing containers: {e}");
+                crate::log!("ctrace: error: listing containers: {e}");
                 return;
             }
         };
@@ -217,7 +219,7 @@ impl Watcher {
             {
                 Ok(i) => i,
                 Err(e) => {
-                    eprintln!("ctrace: error: inspecting container {id}: {e}");
+                    crate::log!("ctrace: error: inspecting container {id}: {e}");
                     continue;
                 }
             };
@@ -235,7 +237,7 @@ impl Watcher {
             let (relative, cgroup_id) = match located {
                 Ok(found) => found,
                 Err(e) => {
-                    eprintln!("ctrace: error: container {id}: {e}");
+                    crate::log!("ctrace: error: container {id}: {e}");
                     continue;
                 }
             };
@@ -327,7 +329,7 @@ impl Watcher {
                 Some(d) => match self.accept(docker, &new.container_id, &d, new.cgroup_id, false) {
                     Some(container) => {
                         if new.syscalls_detached {
-                            eprintln!(
+                            crate::log!(
                                 "ctrace: warning: container {} ({}) started while the syscall \
                                  program was detached (created before the daemon saw it): \
                                  its first calls may be missing",
@@ -340,9 +342,10 @@ impl Watcher {
                     None => self.ignore(new.cgroup_id),
                 },
                 None if now >= deadline && self.late.caught_up(deadline) => {
-                    eprintln!(
+                    crate::log!(
                         "ctrace: cgroup {} ({}) belongs to no container Docker knows; not traced",
-                        new.cgroup_id, new.path
+                        new.cgroup_id,
+                        new.path
                     );
                     self.ignore(new.cgroup_id);
                 }
@@ -371,7 +374,7 @@ impl Watcher {
         let pattern = match TracefilePattern::parse(value) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!(
+                crate::log!(
                     "ctrace: error: container {} ({}): refusing label {LABEL}={value:?}: {e}",
                     d.name,
                     container_id.get(..12).unwrap_or(container_id)
@@ -401,7 +404,7 @@ impl Watcher {
                     self.to_writer.clone(),
                 ));
             }
-            (None, _) => eprintln!(
+            (None, _) => crate::log!(
                 "ctrace: warning: container {} ({}) is gone before its seccomp settings could \
                  be read: its Tracefile gets no ERRNO section from it",
                 container.name,
@@ -444,11 +447,11 @@ async fn probe(docker: Docker, target: ProbeTarget, key: String, to_writer: Send
                 return;
             }
             Err(e) if attempt < PROBE_ATTEMPTS => {
-                eprintln!("ctrace: warning: {e}; probing again in {delay:?}");
+                crate::log!("ctrace: warning: {e}; probing again in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            Err(e) => eprintln!(
+            Err(e) => crate::log!(
                 "ctrace: error: {e}: Tracefiles of containers with seccomp setting {key} get no \
                  ERRNO section, and profiles made from them answer every refused call EPERM"
             ),

@@ -146,7 +146,11 @@ fn attach(prog: &libbpf_rs::ProgramMut<'_>, program: &'static str) -> Result<Lin
 }
 
 fn libbpf_message(_level: PrintLevel, message: String) {
-    eprint!("libbpf: {message}");
+    // libbpf ends its messages with a newline; a failing stderr is ignored (see `log!`).
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("libbpf: {message}").as_bytes(),
+    );
 }
 
 fn leak_object() -> &'static mut MaybeUninit<OpenObject> {
@@ -169,7 +173,7 @@ impl Kernel {
             match Self::load_with(config, &features, *source) {
                 Ok(kernel) => return Ok(kernel),
                 Err(err) => {
-                    eprintln!(
+                    crate::log!(
                         "ctrace: loading with {} failed ({err}); trying the next \
                          capability source (--debug shows libbpf's log)",
                         source.describe()
@@ -303,7 +307,7 @@ impl Kernel {
         } else {
             return true;
         };
-        eprintln!("ctrace: {why}: syscalls find their container with a helper call each");
+        crate::log!("ctrace: {why}: syscalls find their container with a helper call each");
         false
     }
 
@@ -325,7 +329,7 @@ impl Kernel {
                 Some(cache)
             }
             Err(e) => {
-                eprintln!(
+                crate::log!(
                     "ctrace: attaching tp_btf/cgroup_attach_task: {e}: the placement cache \
                      stays off (slower syscall tracing, nothing missed)"
                 );

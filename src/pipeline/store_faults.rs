@@ -42,7 +42,7 @@ impl FaultLog {
                 f.delay = (f.delay * 2).min(MAX_DELAY);
             }
             _ => {
-                eprintln!(
+                crate::log!(
                     "ctrace: error: {what}: {error}; keeping the batch and retrying with back-off \
                      (up to every {MAX_DELAY:?}); nothing is dropped meanwhile"
                 );
@@ -60,7 +60,7 @@ impl FaultLog {
     /// An attempt succeeded: a fault in progress is over.
     pub fn succeeded(&mut self) {
         if let Some(f) = self.current.take() {
-            eprintln!(
+            crate::log!(
                 "ctrace: the store takes writes again ({} after {} failed attempts over {:.1?})",
                 f.cause,
                 f.attempts,

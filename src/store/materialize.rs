@@ -68,7 +68,7 @@ pub fn materialize(conn: &Connection, path: &str, runc: bool) -> rusqlite::Resul
         &mut tracefile,
     )?;
     for (class, nr) in unnamed {
-        eprintln!(
+        crate::log!(
             "ctrace: warning: `{}` has no name in its table; left out of `{path}`",
             class.name(nr)
         );

@@ -105,6 +105,8 @@ struct State {
     undo: HashMap<u64, Option<CgroupState>>,
     /// A transaction was rolled back: every sheet is loaded again before the next one.
     reload: bool,
+    /// Tracefiles whose last write failed (said once until one succeeds).
+    failing_writes: HashSet<String>,
 }
 
 impl Writer {
@@ -126,6 +128,7 @@ impl Writer {
                 last_tick: Instant::now(),
                 undo: HashMap::new(),
                 reload: false,
+                failing_writes: HashSet::new(),
             },
             faults: FaultLog::default(),
         }
@@ -161,7 +164,7 @@ impl Writer {
                         let delay = self.faults.failed("committing to the store", &e);
                         self.state.roll_back();
                         if shutdown && waited.elapsed() > SHUTDOWN_PATIENCE {
-                            eprintln!(
+                            crate::log!(
                                 "ctrace: error: stopping with the store still failing: the last \
                                  {} messages are not recorded",
                                 batch.len()

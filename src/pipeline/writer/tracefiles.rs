@@ -8,6 +8,7 @@ use chrono::Local;
 use rusqlite::{Connection, Transaction};
 
 use super::{CgroupState, State, Traced, REWRITE_EVERY};
+use crate::atomic_write::WriteError;
 use crate::pipeline::ToReader;
 use crate::registry::Container;
 use crate::store::containers;
@@ -38,7 +39,7 @@ impl State {
             let window = match self.not_the_store(window) {
                 Ok(w) => w,
                 Err(e) => {
-                    eprintln!(
+                    crate::log!(
                         "ctrace: error: cgroup {cgroup_id}: new Tracefile window refused: {e}"
                     );
                     continue;
@@ -98,16 +99,29 @@ impl State {
             self.written.insert(path.clone(), now);
             match materialize(conn, &path, self.config.runc) {
                 Ok(tracefile) => {
-                    if let Err(e) = label::write_inside(
+                    let written = label::write_inside(
                         &self.config.data_dir,
                         &path,
                         tracefile.render().as_bytes(),
-                    ) {
-                        eprintln!("ctrace: error: writing Tracefile: {e}");
+                    );
+                    match written {
+                        Ok(_) => {
+                            self.failing_writes.remove(&path);
+                        }
+                        Err(e) => {
+                            // An I/O error (a full disk) passes: try again; a refusal (a
+                            // symlink planted on the way) stays. Each said once.
+                            if self.failing_writes.insert(path.clone()) {
+                                crate::log!("ctrace: error: writing Tracefile: {e}");
+                            }
+                            if matches!(e, LabelError::Write(WriteError::Io { .. })) {
+                                self.dirty.insert(path);
+                            }
+                        }
                     }
                 }
                 Err(e) => {
-                    eprintln!("ctrace: error: reading Tracefile `{path}` from the store: {e}")
+                    crate::log!("ctrace: error: reading Tracefile `{path}` from the store: {e}")
                 }
             }
         }
@@ -126,7 +140,7 @@ impl State {
         let window = match window {
             Ok(w) => w,
             Err(e) => {
-                eprintln!(
+                crate::log!(
                     "ctrace: error: container {} ({}): tracefile label refused: {e}",
                     container.name,
                     container.short_id()
