@@ -369,6 +369,11 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Tracefile, ParseError> {
     if !any_section {
         return Err(ParseError::Empty { path: path_buf() });
     }
+    // One form for one meaning, as `render` writes it: the native ABI always has its set,
+    // another ABI only with names (an empty section says nothing).
+    out.syscalls.entry(Abi::NATIVE).or_default();
+    out.syscalls
+        .retain(|abi, names| *abi == Abi::NATIVE || !names.is_empty());
     Ok(out)
 }
 

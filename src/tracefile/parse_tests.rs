@@ -182,3 +182,13 @@ fn errno_section_round_trips_and_is_checked() {
         );
     }
 }
+
+/// Found by tests/parsers_proptest.rs: an empty `SYSCALLS:i386` section, or no `SYSCALLS`
+/// section, must read back the same after rendering.
+#[test]
+fn empty_and_missing_sections_read_back_the_same() {
+    for text in ["SYSCALLS\nread\n\nSYSCALLS:i386\n", "CAPABILITIES\nchown\n"] {
+        let tf = parse(text).unwrap();
+        assert_eq!(parse(&tf.render()).unwrap(), tf, "{text:?}");
+    }
+}
