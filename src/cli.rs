@@ -20,6 +20,10 @@ use crate::abi::Abi;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Least severe log lines shown on stderr: error, warn, info, debug, trace, or `tracing`
+    /// directives (`ctrace=debug`). Default: $RUST_LOG, else info.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +43,18 @@ pub enum Command {
     /// Run read-only SQL on the store and print the rows: tab-separated (tabs, line breaks
     /// and backslashes escaped as \t, \n, \r, \\), or --csv, or --json.
     Sql(SqlArgs),
+    /// Print a shell completion script (bash: `ctrace completions bash >
+    /// /etc/bash_completion.d/ctrace`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff: `ctrace man | man -l -`).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 pub const DEFAULT_DB: &str = "data/ctrace.db";

@@ -198,8 +198,8 @@ fn retry(
 ) -> anyhow::Result<BTreeSet<(Abi, &'static str)>> {
     let mut seen = vec![first];
     for _ in 0..RETRIES {
-        crate::log!(
-            "ctrace: warning: {}; starting another no-op container",
+        tracing::warn!(
+            "{}; starting another no-op container",
             seen.last().map(ToString::to_string).unwrap_or_default()
         );
         let id = runtime.block_on(run_once(docker))?;

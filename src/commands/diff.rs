@@ -138,8 +138,8 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
                 let tf = select_tracefile(&conn, sel)
                     .with_context(|| format!("selection {side} in store `{}`", db.display()))?;
                 if tf.is_empty() {
-                    crate::log!(
-                        "ctrace: warning: selection {side} matches nothing in store `{}`",
+                    tracing::warn!(
+                        "selection {side} matches nothing in store `{}`",
                         db.display()
                     );
                 }

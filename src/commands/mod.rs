@@ -1,5 +1,6 @@
 //! One file per subcommand. Each returns the exit code on success; `main` prints errors.
 
+pub mod completions;
 pub mod diff;
 pub mod lookup;
 pub mod options;

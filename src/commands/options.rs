@@ -198,8 +198,8 @@ pub fn run(args: OptionsArgs) -> anyhow::Result<ExitCode> {
         }
         let dropped = drop_unknown(&mut selected);
         if !dropped.is_empty() {
-            crate::log!(
-                "ctrace: warning: store `{}` holds names unknown to this build, left out: {}",
+            tracing::warn!(
+                "store `{}` holds names unknown to this build, left out: {}",
                 db.display(),
                 dropped.join(", ")
             );
@@ -208,7 +208,7 @@ pub fn run(args: OptionsArgs) -> anyhow::Result<ExitCode> {
         inputs.push(format!("store:{}", db.display()));
     }
     if union.syscall_count() == 0 {
-        crate::log!("ctrace: warning: the inputs record no system calls");
+        tracing::warn!("the inputs record no system calls");
     }
     let (baseline, baseline_summary) = resolve_baseline(&args)?;
     union.merge(&baseline);

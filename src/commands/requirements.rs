@@ -38,15 +38,15 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
         .optional()?;
     let text = match &cached {
         Some(text) if !args.refresh => {
-            crate::log!(
-                "ctrace: runtime baseline for Docker {version} from {}",
+            tracing::info!(
+                "runtime baseline for Docker {version} from {}",
                 args.db.display()
             );
             text.clone()
         }
         _ => {
             probe::check_prerequisites()?;
-            crate::log!("ctrace: recording the runtime baseline of Docker {version}");
+            tracing::info!("recording the runtime baseline of Docker {version}");
             let mut baseline: Tracefile = requirements::record(&docker, &runtime)?;
             // What the engine's default profile (the no-op containers') answers for the
             // calls it refuses: every profile made with this baseline answers them the same.

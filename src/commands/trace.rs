@@ -65,8 +65,8 @@ async fn trace(
     let docker = match watcher::connect().await {
         Ok(docker) => Some(docker),
         Err(e) => {
-            crate::log!(
-                "ctrace: waiting for Docker at {} (retrying every {:?}, backing off to every \
+            tracing::info!(
+                "waiting for Docker at {} (retrying every {:?}, backing off to every \
                  {:?}): {e}",
                 docker_address(),
                 watcher::BACKOFF_MIN,
@@ -109,8 +109,8 @@ async fn trace(
         control,
         new_tx,
     )?;
-    crate::log!(
-        "ctrace: capability checks via {}; per-cgroup state in {}",
+    tracing::info!(
+        "capability checks via {}; per-cgroup state in {}",
         loaded.cap_source.describe(),
         if loaded.cgroup_storage {
             "cgroup local storage"
@@ -119,10 +119,10 @@ async fn trace(
         }
     );
     if loaded.task_cache {
-        crate::log!("ctrace: syscalls find their container through the per-CPU placement cache");
+        tracing::info!("syscalls find their container through the per-CPU placement cache");
     }
     if args.debug {
-        crate::log!("ctrace: kernel events go to {}", trace_pipe().display());
+        tracing::info!("kernel events go to {}", trace_pipe().display());
     }
 
     let registry = Arc::new(Registry::default());
@@ -155,14 +155,14 @@ async fn trace(
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    crate::log!("ctrace: stopping: draining the ring buffer and committing");
+    tracing::info!("stopping: draining the ring buffer and committing");
     let _ = stop_tx.send(true);
     let _ = watching.await;
     let _ = epochs.await;
     let _ = to_reader.send(ToReader::Shutdown);
     let reader_done = tokio::task::spawn_blocking(move || reader.join());
     if reader_done.await.map(|r| r.is_err()).unwrap_or(true) {
-        crate::log!("ctrace: error: the reader thread panicked");
+        tracing::error!("the reader thread panicked");
     }
     // The reader is done: everything it sent is ahead of this in the channel.
     let _ = to_writer.send(ToWriter::Shutdown);
@@ -171,7 +171,7 @@ async fn trace(
     if writer_done.map(|r| r.is_err()).unwrap_or(true) {
         anyhow::bail!("the writer thread panicked; the last batch may not be committed");
     }
-    crate::log!("ctrace: stopped");
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

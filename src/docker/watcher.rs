@@ -116,14 +116,12 @@ impl Watcher {
                 None => match connect().await {
                     Ok(d) if ready.is_some() => d,
                     Ok(d) => {
-                        crate::log!("ctrace: reconnected to Docker");
+                        tracing::info!("reconnected to Docker");
                         d
                     }
                     Err(e) => {
                         if ready.is_none() {
-                            crate::log!(
-                                "ctrace: Docker unavailable ({e}); retrying in {backoff:?}"
-                            );
+                            tracing::info!("Docker unavailable ({e}); retrying in {backoff:?}");
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
@@ -138,7 +136,7 @@ impl Watcher {
             self.engine = match client.version().await {
                 Ok(v) => v.version.unwrap_or_default(),
                 Err(e) => {
-                    crate::log!("ctrace: warning: asking Docker for its version: {e}");
+                    tracing::warn!("asking Docker for its version: {e}");
                     String::new()
                 }
             };
@@ -166,11 +164,11 @@ impl Watcher {
                             self.identify_pending(&client).await;
                         }
                         Some(Err(e)) => {
-                            crate::log!("ctrace: Docker event stream failed: {e}");
+                            tracing::info!("Docker event stream failed: {e}");
                             break;
                         }
                         None => {
-                            crate::log!("ctrace: Docker event stream ended (dockerd restarting?)");
+                            tracing::info!("Docker event stream ended (dockerd restarting?)");
                             break;
                         }
                     },
@@ -195,7 +193,7 @@ impl Watcher {
         let containers = match listed {
             Ok(c) => c,
             Err(e) => {
-                crate::log!("ctrace: error: listing containers: {e}");
+                tracing::error!("listing containers: {e}");
                 return;
             }
         };
@@ -219,7 +217,7 @@ impl Watcher {
             {
                 Ok(i) => i,
                 Err(e) => {
-                    crate::log!("ctrace: error: inspecting container {id}: {e}");
+                    tracing::error!("inspecting container {id}: {e}");
                     continue;
                 }
             };
@@ -237,7 +235,7 @@ impl Watcher {
             let (relative, cgroup_id) = match located {
                 Ok(found) => found,
                 Err(e) => {
-                    crate::log!("ctrace: error: container {id}: {e}");
+                    tracing::error!("container {id}: {e}");
                     continue;
                 }
             };
@@ -329,8 +327,8 @@ impl Watcher {
                 Some(d) => match self.accept(docker, &new.container_id, &d, new.cgroup_id, false) {
                     Some(container) => {
                         if new.syscalls_detached {
-                            crate::log!(
-                                "ctrace: warning: container {} ({}) started while the syscall \
+                            tracing::warn!(
+                                "container {} ({}) started while the syscall \
                                  program was detached (created before the daemon saw it): \
                                  its first calls may be missing",
                                 container.name,
@@ -342,8 +340,8 @@ impl Watcher {
                     None => self.ignore(new.cgroup_id),
                 },
                 None if now >= deadline && self.late.caught_up(deadline) => {
-                    crate::log!(
-                        "ctrace: cgroup {} ({}) belongs to no container Docker knows; not traced",
+                    tracing::info!(
+                        "cgroup {} ({}) belongs to no container Docker knows; not traced",
                         new.cgroup_id,
                         new.path
                     );
@@ -374,8 +372,8 @@ impl Watcher {
         let pattern = match TracefilePattern::parse(value) {
             Ok(p) => p,
             Err(e) => {
-                crate::log!(
-                    "ctrace: error: container {} ({}): refusing label {LABEL}={value:?}: {e}",
+                tracing::error!(
+                    "container {} ({}): refusing label {LABEL}={value:?}: {e}",
                     d.name,
                     container_id.get(..12).unwrap_or(container_id)
                 );
@@ -404,8 +402,8 @@ impl Watcher {
                     self.to_writer.clone(),
                 ));
             }
-            (None, _) => crate::log!(
-                "ctrace: warning: container {} ({}) is gone before its seccomp settings could \
+            (None, _) => tracing::warn!(
+                "container {} ({}) is gone before its seccomp settings could \
                  be read: its Tracefile gets no ERRNO section from it",
                 container.name,
                 container.short_id()
@@ -447,12 +445,12 @@ async fn probe(docker: Docker, target: ProbeTarget, key: String, to_writer: Send
                 return;
             }
             Err(e) if attempt < PROBE_ATTEMPTS => {
-                crate::log!("ctrace: warning: {e}; probing again in {delay:?}");
+                tracing::warn!("{e}; probing again in {delay:?}");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            Err(e) => crate::log!(
-                "ctrace: error: {e}: Tracefiles of containers with seccomp setting {key} get no \
+            Err(e) => tracing::error!(
+                "{e}: Tracefiles of containers with seccomp setting {key} get no \
                  ERRNO section, and profiles made from them answer every refused call EPERM"
             ),
         }

@@ -146,11 +146,7 @@ fn attach(prog: &libbpf_rs::ProgramMut<'_>, program: &'static str) -> Result<Lin
 }
 
 fn libbpf_message(_level: PrintLevel, message: String) {
-    // libbpf ends its messages with a newline; a failing stderr is ignored (see `log!`).
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("libbpf: {message}").as_bytes(),
-    );
+    tracing::debug!("libbpf: {}", message.trim_end());
 }
 
 fn leak_object() -> &'static mut MaybeUninit<OpenObject> {
@@ -173,8 +169,8 @@ impl Kernel {
             match Self::load_with(config, &features, *source) {
                 Ok(kernel) => return Ok(kernel),
                 Err(err) => {
-                    crate::log!(
-                        "ctrace: loading with {} failed ({err}); trying the next \
+                    tracing::info!(
+                        "loading with {} failed ({err}); trying the next \
                          capability source (--debug shows libbpf's log)",
                         source.describe()
                     );
@@ -307,7 +303,7 @@ impl Kernel {
         } else {
             return true;
         };
-        crate::log!("ctrace: {why}: syscalls find their container with a helper call each");
+        tracing::info!("{why}: syscalls find their container with a helper call each");
         false
     }
 
@@ -329,8 +325,8 @@ impl Kernel {
                 Some(cache)
             }
             Err(e) => {
-                crate::log!(
-                    "ctrace: attaching tp_btf/cgroup_attach_task: {e}: the placement cache \
+                tracing::info!(
+                    "attaching tp_btf/cgroup_attach_task: {e}: the placement cache \
                      stays off (slower syscall tracing, nothing missed)"
                 );
                 None

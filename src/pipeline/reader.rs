@@ -127,7 +127,7 @@ impl Reader<'_> {
                         }
                     }
                     Ok(Event::Phase(change)) => log_phase(debug, &change),
-                    Err(e) => crate::log!("ctrace: skipping a ring buffer record: {e}"),
+                    Err(e) => tracing::info!("skipping a ring buffer record: {e}"),
                 }
                 0
             })
@@ -135,7 +135,7 @@ impl Reader<'_> {
         let ring = match added.and_then(|()| builder.build()) {
             Ok(r) => r,
             Err(e) => {
-                crate::log!("ctrace: error: opening the ring buffer: {e}");
+                tracing::error!("opening the ring buffer: {e}");
                 return;
             }
         };
@@ -145,11 +145,11 @@ impl Reader<'_> {
         let mut last_report = Instant::now();
         loop {
             if let Err(e) = wait_for_work(&ring, control) {
-                crate::log!("ctrace: error: polling the ring buffer: {e}");
+                tracing::error!("polling the ring buffer: {e}");
                 break;
             }
             if let Err(e) = ring.consume() {
-                crate::log!("ctrace: error: reading the ring buffer: {e}");
+                tracing::error!("reading the ring buffer: {e}");
                 break;
             }
             for cgroup in fresh.borrow_mut().drain(..) {
@@ -194,7 +194,7 @@ impl Reader<'_> {
             }
             Err(e) if self.kernel.uses_cgroup_storage() => {
                 // Gone already (a container that lived microseconds); its state went with it.
-                crate::log!("ctrace: cgroup {} ({}): {e}", cgroup.cgroup_id, cgroup.path);
+                tracing::info!("cgroup {} ({}): {e}", cgroup.cgroup_id, cgroup.path);
             }
             Err(_) => {}
         }
@@ -204,7 +204,7 @@ impl Reader<'_> {
 
     fn log_attach_error(&mut self) {
         if let Err(e) = self.sync_attachment() {
-            crate::log!("ctrace: error: {e}");
+            tracing::error!("{e}");
         }
     }
 
@@ -224,8 +224,8 @@ impl Reader<'_> {
             ToReader::Track { cgroup_id, path } => match CgroupHandle::open(path.clone()) {
                 Ok(handle) => {
                     if let Err(e) = self.kernel.track(&handle) {
-                        crate::log!(
-                            "ctrace: error: container {} ({}) is not traced: {e}",
+                        tracing::error!(
+                            "container {} ({}) is not traced: {e}",
                             container_of(&path),
                             path.display()
                         );
@@ -233,10 +233,7 @@ impl Reader<'_> {
                     self.tracked.insert(cgroup_id, handle);
                     self.log_attach_error();
                 }
-                Err(e) => crate::log!(
-                    "ctrace: error: cgroup {cgroup_id} ({}): {e}",
-                    path.display()
-                ),
+                Err(e) => tracing::error!("cgroup {cgroup_id} ({}): {e}", path.display()),
             },
             ToReader::Untrack { cgroup_id } => {
                 let handle = self.tracked.remove(&cgroup_id);
@@ -299,8 +296,8 @@ impl Reported {
     fn check(&mut self, kernel: &Kernel, to_writer: &Sender<ToWriter>) {
         let misses = kernel.ringbuf_misses();
         if misses != self.ringbuf_misses {
-            crate::log!(
-                "ctrace: warning: {} ring buffer reservations failed (rolled back; \
+            tracing::warn!(
+                "{} ring buffer reservations failed (rolled back; \
                  those calls are recorded on their next use)",
                 misses - self.ringbuf_misses
             );
@@ -309,8 +306,8 @@ impl Reported {
         }
         let failures = kernel.claim_failures();
         if failures != self.claim_failures {
-            crate::log!(
-                "ctrace: warning: {} cgroups got no kernel state (their slot taken, the \
+            tracing::warn!(
+                "{} cgroups got no kernel state (their slot taken, the \
                  collision hash full): those containers are not traced",
                 failures - self.claim_failures
             );
@@ -366,10 +363,10 @@ fn wait_for_work(
     Ok(())
 }
 
-/// Phase events explain a recording: every one with --debug.
+/// Phase events explain a recording: every one with --debug (which sets the log level).
 fn log_phase(debug: bool, change: &PhaseChange) {
     if debug {
-        crate::log!("ctrace: phase: {change}");
+        tracing::debug!("phase: {change}");
     }
 }
 

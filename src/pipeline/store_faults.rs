@@ -42,8 +42,8 @@ impl FaultLog {
                 f.delay = (f.delay * 2).min(MAX_DELAY);
             }
             _ => {
-                crate::log!(
-                    "ctrace: error: {what}: {error}; keeping the batch and retrying with back-off \
+                tracing::error!(
+                    "{what}: {error}; keeping the batch and retrying with back-off \
                      (up to every {MAX_DELAY:?}); nothing is dropped meanwhile"
                 );
                 self.current = Some(Fault {
@@ -60,8 +60,8 @@ impl FaultLog {
     /// An attempt succeeded: a fault in progress is over.
     pub fn succeeded(&mut self) {
         if let Some(f) = self.current.take() {
-            crate::log!(
-                "ctrace: the store takes writes again ({} after {} failed attempts over {:.1?})",
+            tracing::info!(
+                "the store takes writes again ({} after {} failed attempts over {:.1?})",
                 f.cause,
                 f.attempts,
                 f.since.elapsed()

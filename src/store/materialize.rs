@@ -68,10 +68,11 @@ pub fn materialize(conn: &Connection, path: &str, runc: bool) -> rusqlite::Resul
         &mut tracefile,
     )?;
     for (class, nr) in unnamed {
-        crate::log!(
-            "ctrace: warning: `{}` has no name in its table; left out of `{path}`",
-            class.name(nr)
-        );
+        let name = class.name(nr);
+        // Every rewrite of the Tracefile meets it again: said once.
+        if crate::logging::first_time(&format!("unnamed {name} in {path}")) {
+            tracing::warn!("`{name}` has no name in its table; left out of `{path}`");
+        }
     }
     Ok(tracefile)
 }

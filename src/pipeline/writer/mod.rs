@@ -164,8 +164,8 @@ impl Writer {
                         let delay = self.faults.failed("committing to the store", &e);
                         self.state.roll_back();
                         if shutdown && waited.elapsed() > SHUTDOWN_PATIENCE {
-                            crate::log!(
-                                "ctrace: error: stopping with the store still failing: the last \
+                            tracing::error!(
+                                "stopping with the store still failing: the last \
                                  {} messages are not recorded",
                                 batch.len()
                             );

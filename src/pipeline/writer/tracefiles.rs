@@ -39,9 +39,7 @@ impl State {
             let window = match self.not_the_store(window) {
                 Ok(w) => w,
                 Err(e) => {
-                    crate::log!(
-                        "ctrace: error: cgroup {cgroup_id}: new Tracefile window refused: {e}"
-                    );
+                    tracing::error!("cgroup {cgroup_id}: new Tracefile window refused: {e}");
                     continue;
                 }
             };
@@ -112,7 +110,7 @@ impl State {
                             // An I/O error (a full disk) passes: try again; a refusal (a
                             // symlink planted on the way) stays. Each said once.
                             if self.failing_writes.insert(path.clone()) {
-                                crate::log!("ctrace: error: writing Tracefile: {e}");
+                                tracing::error!("writing Tracefile: {e}");
                             }
                             if matches!(e, LabelError::Write(WriteError::Io { .. })) {
                                 self.dirty.insert(path);
@@ -121,7 +119,9 @@ impl State {
                     }
                 }
                 Err(e) => {
-                    crate::log!("ctrace: error: reading Tracefile `{path}` from the store: {e}")
+                    if crate::logging::first_time(&format!("reading {path}: {e}")) {
+                        tracing::error!("reading Tracefile `{path}` from the store: {e}")
+                    }
                 }
             }
         }
@@ -140,8 +140,8 @@ impl State {
         let window = match window {
             Ok(w) => w,
             Err(e) => {
-                crate::log!(
-                    "ctrace: error: container {} ({}): tracefile label refused: {e}",
+                tracing::error!(
+                    "container {} ({}): tracefile label refused: {e}",
                     container.name,
                     container.short_id()
                 );
