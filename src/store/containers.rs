@@ -40,6 +40,20 @@ pub fn mark_stopped(conn: &Connection, row: i64, at_ms: i64) -> rusqlite::Result
     Ok(())
 }
 
+/// Adds first-sighting events received to each container row (`sightings_received`).
+pub fn add_received(
+    conn: &Connection,
+    received: impl Iterator<Item = (i64, i64)>,
+) -> rusqlite::Result<()> {
+    let mut update = conn.prepare_cached(
+        "UPDATE containers SET sightings_received = sightings_received + ?1 WHERE id = ?2",
+    )?;
+    for (row, n) in received {
+        update.execute(params![n, row])?;
+    }
+    Ok(())
+}
+
 /// The row id of a Tracefile name, created on first use; `cache` spares the queries.
 pub fn tracefile_id(
     conn: &Connection,

@@ -107,6 +107,8 @@ struct State {
     reload: bool,
     /// Tracefiles whose last write failed (said once until one succeeds).
     failing_writes: HashSet<String>,
+    /// Events received per container row in the transaction in progress.
+    received: HashMap<i64, i64>,
 }
 
 impl Writer {
@@ -129,6 +131,7 @@ impl Writer {
                 undo: HashMap::new(),
                 reload: false,
                 failing_writes: HashSet::new(),
+                received: HashMap::new(),
             },
             faults: FaultLog::default(),
         }
@@ -204,6 +207,7 @@ impl Writer {
             return Ok(());
         }
         self.state.undo.clear();
+        self.state.received.clear();
         let tx = self.conn.transaction()?;
         self.state.reload_sheets(&tx)?;
         for msg in batch {
@@ -245,6 +249,7 @@ impl State {
             Some(CgroupState::Traced(t)) => {
                 let was_dirty = t.sheet.is_dirty();
                 t.sheet.record(tx, s, at_ms)?;
+                *self.received.entry(t.row).or_default() += 1;
                 if !was_dirty && t.sheet.is_dirty() {
                     self.touched.push(cgroup_id);
                 }
@@ -339,6 +344,7 @@ impl State {
 
     /// Writes every sheet with new sightings; their Tracefiles become dirty.
     fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        containers::add_received(tx, self.received.drain())?;
         for cgroup_id in std::mem::take(&mut self.touched) {
             if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
                 if t.sheet.flush(tx)? && !self.dirty.contains(&t.window) {
