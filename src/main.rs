@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Capability(args) => commands::lookup::capability(args),
         Command::Syscall(args) => commands::lookup::syscall(args),
         Command::Sql(args) => commands::sql::run(args),
+        Command::Status(args) => commands::status::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,4 +5,5 @@ pub mod lookup;
 pub mod options;
 pub mod requirements;
 pub mod sql;
+pub mod status;
 pub mod trace;
