@@ -60,7 +60,8 @@ pub struct Kernel {
     pub collision_hash_entries: Option<u64>,
     /// The per-CPU placement cache (else a helper call per syscall).
     pub task_cache: Option<bool>,
-    /// Whether the syscall program is attached (only while labelled containers exist).
+    /// Whether the syscall program is attached (only while labelled containers exist); null
+    /// without a running daemon.
     pub syscalls_attached: Option<bool>,
     pub ringbuf_bytes: Option<u64>,
     pub epoch_ms: Option<u64>,
@@ -131,10 +132,15 @@ pub fn gather(args: &StatusArgs) -> anyhow::Result<Report> {
     let daemon = daemon(&holder, &meta, now_ms);
     let live = daemon.running == Some(true);
     let list: Vec<Container> = rows.into_iter().map(|r| container(r, live)).collect();
+    let mut kernel = kernel(&meta);
+    if !live {
+        // A state of the moment: the last daemon's is not this one's.
+        kernel.syscalls_attached = None;
+    }
     Ok(Report {
         version: env!("CARGO_PKG_VERSION").to_string(),
         now_ms,
-        kernel: kernel(&meta),
+        kernel,
         counters: counters(&meta),
         store: store(&args.db),
         containers: Containers {
