@@ -43,6 +43,10 @@ pub enum Command {
     /// Run read-only SQL on the store and print the rows: tab-separated (tabs, line breaks
     /// and backslashes escaped as \t, \n, \r, \\), or --csv, or --json.
     Sql(SqlArgs),
+    /// Show whether a daemon is tracing into a store (pid, uptime, kernel programs and
+    /// fallbacks in use), its counters, and the containers traced most recently. Works
+    /// without a daemon too (from the store); never disturbs one.
+    Status(StatusArgs),
     /// Print a shell completion script (bash: `ctrace completions bash >
     /// /etc/bash_completion.d/ctrace`).
     Completions(CompletionsArgs),
@@ -261,4 +265,20 @@ pub struct SqlArgs {
     /// would write (INSERT, CREATE, ATTACH, VACUUM, setting a PRAGMA, load_extension(), ...)
     /// is refused.
     pub query: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The store (read only; a running daemon is found through its lock file, `<db>.lock`).
+    #[arg(long, default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Print one JSON document with the same facts instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// List every traced container, not only the most recently started ones.
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+    /// How many of the most recently started containers to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub limit: u64,
 }

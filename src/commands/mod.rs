@@ -6,4 +6,5 @@ pub mod lookup;
 pub mod options;
 pub mod requirements;
 pub mod sql;
+pub mod status;
 pub mod trace;

@@ -14,7 +14,7 @@ use crate::docker::{cgroup, watcher};
 use crate::kernel::{probe, KernelConfig};
 use crate::pipeline::{self, reader, writer, ReaderControl, ToReader, ToWriter, CHANNEL_CAPACITY};
 use crate::registry::Registry;
-use crate::store::{self, lock};
+use crate::store::{self, lock, status};
 
 /// Where bollard's local connection looks: a `unix://` DOCKER_HOST, else Docker's default.
 fn docker_address() -> String {
@@ -45,19 +45,21 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating data directory `{}`", args.data.display()))?;
     let _data_lock = lock::lock_data_dir(&args.data)?;
     let conn = store::open_rw(&args.db)?;
+    let started_ms = store::now_ms();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(trace(args, conn, cgroup_root))
+    runtime.block_on(trace(args, conn, cgroup_root, started_ms))
 }
 
 async fn trace(
     args: TraceArgs,
     conn: rusqlite::Connection,
     cgroup_root: std::path::PathBuf,
+    started_ms: i64,
 ) -> anyhow::Result<ExitCode> {
     let measured = store::refusals::measured(&conn)
         .with_context(|| format!("reading store `{}`", args.db.display()))?;
@@ -124,6 +126,7 @@ async fn trace(
     if args.debug {
         tracing::info!("kernel events go to {}", trace_pipe().display());
     }
+    let _ = to_writer.send(ToWriter::Meta(daemon_facts(&args, &loaded, started_ms)));
 
     let registry = Arc::new(Registry::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -165,6 +168,8 @@ async fn trace(
         tracing::error!("the reader thread panicked");
     }
     // The reader is done: everything it sent is ahead of this in the channel.
+    let stopped = Some(store::now_ms().to_string());
+    let _ = to_writer.send(ToWriter::Meta(vec![(status::DAEMON_STOPPED_AT, stopped)]));
     let _ = to_writer.send(ToWriter::Shutdown);
     drop(to_writer);
     let writer_done = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -173,6 +178,54 @@ async fn trace(
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `ctrace status` tells about this daemon, for the store's `meta` table: written once
+/// loading succeeded, in the writer's next transaction. A fact that does not apply (slots with
+/// cgroup local storage) is removed, so none is left from an earlier daemon.
+fn daemon_facts(
+    args: &TraceArgs,
+    loaded: &reader::Loaded,
+    started_ms: i64,
+) -> Vec<(&'static str, Option<String>)> {
+    let text = |s: &str| Some(s.to_string());
+    let (slots, hash) = loaded.slots.unzip();
+    let state = if loaded.cgroup_storage {
+        "storage"
+    } else {
+        "slots"
+    };
+    let on_off = |on: bool| text(if on { "on" } else { "off" });
+    vec![
+        (status::DAEMON_PID, Some(std::process::id().to_string())),
+        (status::DAEMON_VERSION, text(env!("CARGO_PKG_VERSION"))),
+        (status::DAEMON_STARTED_AT, Some(started_ms.to_string())),
+        (status::DAEMON_STOPPED_AT, None),
+        (
+            status::DAEMON_CAPABILITY_HOOK,
+            text(loaded.cap_source.describe()),
+        ),
+        (status::DAEMON_CGROUP_STATE, text(state)),
+        (status::DAEMON_CGROUP_SLOTS, slots.map(|n| n.to_string())),
+        (status::DAEMON_COLLISION_HASH, hash.map(|n| n.to_string())),
+        (status::DAEMON_TASK_CACHE, on_off(loaded.task_cache)),
+        (
+            status::DAEMON_RINGBUF_SIZE,
+            Some(args.ringbuf_size.to_string()),
+        ),
+        (
+            status::DAEMON_EPOCH_MS,
+            Some(args.epoch.as_millis().to_string()),
+        ),
+        (status::DAEMON_RUNC, text(if args.runc { "1" } else { "0" })),
+        (
+            status::DAEMON_DATA_DIR,
+            Some(args.data.display().to_string()),
+        ),
+        // This daemon's kernel counts from zero; the reader stores each change.
+        ("ringbuf_misses", text("0")),
+        ("claim_failures", text("0")),
+    ]
 }
 
 async fn epoch_timer(

@@ -104,6 +104,13 @@ impl Kernel {
         }
     }
 
+    /// The slots backend's capacity: slots in the array and entries in the collision hash.
+    /// None with cgroup local storage.
+    pub fn slots_capacity(&self) -> Option<(u32, u32)> {
+        (!self.cgroup_storage)
+            .then(|| (self.slot_mask + 1, self.skel.maps.cgroup_hash.max_entries()))
+    }
+
     /// Cgroups holding kernel state in the slots backend: slots with an owner plus entries
     /// in the collision hash (`overflow_count`). None with cgroup local storage (it cannot be
     /// counted from here). Userspace bookkeeping: reads the shared array, changes nothing.

@@ -50,6 +50,9 @@ pub enum ToWriter {
         key: &'static str,
         value: u64,
     },
+    /// Facts about the daemon for the `meta` table (`ctrace status`): each key set to its
+    /// value, or removed if None.
+    Meta(Vec<(&'static str, Option<String>)>),
     /// Commit everything, rewrite Tracefiles, end.
     Shutdown,
 }

@@ -24,6 +24,7 @@ pub struct Loaded {
     pub cap_source: CapSource,
     pub cgroup_storage: bool,
     pub task_cache: bool,
+    pub slots: Option<(u32, u32)>,
 }
 
 pub struct ReaderConfig {
@@ -56,6 +57,7 @@ pub fn spawn(
                 cap_source: kernel.cap_source(),
                 cgroup_storage: kernel.uses_cgroup_storage(),
                 task_cache: kernel.uses_task_cache(),
+                slots: kernel.slots_capacity(),
             };
             let mut reader = Reader {
                 kernel: &kernel,
@@ -255,9 +257,10 @@ impl Reader<'_> {
 /// `meta` key of the kernel's count of cgroups given no state (bpf/state.h).
 const CLAIM_FAILURES: &str = "claim_failures";
 
-/// `meta` keys of the reader's occupancy: cgroups it holds, and those with kernel state.
+/// `meta` keys of the reader's occupancy: cgroups held, with state; syscalls attached (1/0).
 const TRACKED_CGROUPS: &str = "tracked_cgroups";
 const SLOTS_IN_USE: &str = "slots_in_use";
+const SYSCALLS_ATTACHED: &str = "syscalls_attached";
 
 /// The occupancy as last stored: written when it changes (checked every
 /// `MISS_REPORT_EVERY`) and at shutdown, so that a leak shows in the store.
@@ -265,15 +268,18 @@ const SLOTS_IN_USE: &str = "slots_in_use";
 struct Occupancy {
     tracked: Option<u64>,
     slots: Option<u64>,
+    attached: Option<u64>,
 }
 
 impl Occupancy {
     fn report(&mut self, reader: &Reader<'_>, always: bool) {
         let tracked = Some(reader.tracked.len() as u64);
         let slots = reader.kernel.slots_in_use();
+        let attached = Some(u64::from(reader.syscall_link.is_some()));
         for (key, now, last) in [
             (TRACKED_CGROUPS, tracked, &mut self.tracked),
             (SLOTS_IN_USE, slots, &mut self.slots),
+            (SYSCALLS_ATTACHED, attached, &mut self.attached),
         ] {
             if let Some(value) = now.filter(|_| always || now != *last) {
                 *last = now;

@@ -129,6 +129,87 @@ fn owner(file: &mut File) -> String {
     "pid unknown: its lock file holds no pid".to_string()
 }
 
+/// Who holds the store's lock, as `ctrace status` sees it without disturbing anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A live process holds it: its pid, and the start time it wrote (if readable).
+    Held { pid: u32, started: Option<String> },
+    /// Nobody holds it (or there is no lock file): no daemon uses this store.
+    Free,
+    /// Neither /proc/locks nor the lock file could tell.
+    Unknown(String),
+}
+
+/// Whether a daemon holds the store at `db`. Reads `/proc/locks` (readable by anyone, takes no
+/// lock); only if that cannot be read, tries a shared lock without blocking and releases it at
+/// once. The pid must also exist in /proc.
+pub fn holder(db: &Path) -> Holder {
+    use std::os::unix::fs::MetadataExt;
+    let path = store_lock_path(db);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Holder::Unknown(format!("{} is not a regular file", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Holder::Free,
+        Err(e) => return Holder::Unknown(format!("{}: {e}", path.display())),
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut fields = text.split_whitespace();
+    let file_pid: Option<u32> = fields.next().and_then(|p| p.parse().ok());
+    let started = fields.next().map(str::to_string);
+    let pid = match std::fs::read_to_string("/proc/locks") {
+        Ok(locks) => flock_writer(&locks, meta.dev(), meta.ino(), file_pid),
+        Err(_) => match try_shared(&path) {
+            Ok(true) => None,
+            Ok(false) => file_pid,
+            Err(e) => return Holder::Unknown(format!("{}: {e}", path.display())),
+        },
+    };
+    match pid {
+        Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
+            let started = started.filter(|_| file_pid == Some(pid));
+            Holder::Held { pid, started }
+        }
+        _ => Holder::Free,
+    }
+}
+
+/// The pid of the exclusive `flock` on the file (`dev`, `ino`) in /proc/locks' text. The
+/// device is matched, or else the pid the lock file names (some file systems report another
+/// device in stat(2) than in /proc/locks).
+fn flock_writer(locks: &str, dev: u64, ino: u64, file_pid: Option<u32>) -> Option<u32> {
+    let want_dev = (u64::from(libc::major(dev)), u64::from(libc::minor(dev)));
+    locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5636217 0 EOF"; waiters have "->" in f[1].
+        if f.len() < 6 || f[1] != "FLOCK" || f[3] != "WRITE" {
+            return None;
+        }
+        let pid: u32 = f[4].parse().ok()?;
+        let mut id = f[5].splitn(3, ':');
+        let major = u64::from_str_radix(id.next()?, 16).ok()?;
+        let minor = u64::from_str_radix(id.next()?, 16).ok()?;
+        let inode: u64 = id.next()?.parse().ok()?;
+        (inode == ino && ((major, minor) == want_dev || file_pid == Some(pid))).then_some(pid)
+    })
+}
+
+/// Takes and at once drops a shared lock without blocking: Ok(true) when it was free.
+fn try_shared(lock: &Path) -> std::io::Result<bool> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(lock)?;
+    // SAFETY: flock(2) on a descriptor this function owns; closing it releases the lock.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(false);
+    }
+    Err(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +253,40 @@ mod tests {
         let err = lock_data_dir(dir.path()).unwrap_err();
         assert!(matches!(err, LockError::NotAFile { .. }), "{err}");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+    #[test]
+    fn the_holder_is_found_without_taking_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        assert_eq!(holder(&db), Holder::Free);
+        let held = lock_store(&db).unwrap();
+        match holder(&db) {
+            Holder::Held { pid, started } => {
+                assert_eq!(pid, std::process::id());
+                assert!(started.is_some_and(|s| s.starts_with("20")));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Asking did not disturb the holder: a second lock is still refused.
+        assert!(matches!(lock_store(&db), Err(LockError::Busy { .. })));
+        drop(held);
+        assert_eq!(holder(&db), Holder::Free);
+        assert!(try_shared(&store_lock_path(&db)).unwrap());
+    }
+
+    #[test]
+    fn proc_locks_lines() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 10740 fe:00:5636217 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 99 fe:00:77 0 EOF\n\
+                     3: FLOCK  ADVISORY  READ 11 fe:00:77 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 12 103:02:77 0 EOF\n";
+        let dev = libc::makedev(0xfe, 0);
+        assert_eq!(flock_writer(locks, dev, 5636217, None), Some(10740));
+        assert_eq!(flock_writer(locks, dev, 77, None), None);
+        assert_eq!(
+            flock_writer(locks, libc::makedev(0x103, 2), 77, None),
+            Some(12)
+        );
+        assert_eq!(flock_writer(locks, dev, 77, Some(12)), Some(12));
     }
 }

@@ -9,6 +9,7 @@ pub mod materialize;
 pub mod record;
 pub mod refusals;
 pub mod select;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;

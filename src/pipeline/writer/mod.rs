@@ -309,6 +309,14 @@ impl State {
             ToWriter::KernelCounter { key, value } => {
                 containers::set_meta(tx, key, &value.to_string())?;
             }
+            ToWriter::Meta(facts) => {
+                for (key, value) in facts {
+                    match value {
+                        Some(value) => containers::set_meta(tx, key, value)?,
+                        None => containers::delete_meta(tx, key)?,
+                    }
+                }
+            }
             ToWriter::Refusals { seccomp, errnos } => {
                 refusals::save(tx, seccomp, errnos, crate::store::now_ms())?;
                 self.dirty.extend(refusals::tracefiles_of(tx, seccomp)?);
