@@ -579,10 +579,7 @@ fn options_needs_a_baseline_or_no_requirements() {
         err.contains("ctrace requirements --output") && err.contains("--no-requirements"),
         "{err}"
     );
-    assert!(
-        err.contains(&s(&db)),
-        "names the store it looked for: {err}"
-    );
+    assert!(err.contains(s(&db)), "names the store it looked for: {err}");
     assert!(!dir.path().join("p.json").exists());
     // A store without a recorded baseline: the same advice.
     make_store(&db, None);
