@@ -61,16 +61,34 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-pub const DEFAULT_DB: &str = "data/ctrace.db";
-pub const DEFAULT_DATA: &str = "data";
+/// The store when neither `--db` nor `CTRACE_DB` names one: an absolute path, so a daemon
+/// started from any working directory (a service manager, `sudo` elsewhere) finds the same
+/// history.
+pub const DEFAULT_DB: &str = "/var/lib/ctrace/ctrace.db";
+/// The Tracefile directory when neither `--data` nor `CTRACE_DATA` names one.
+pub const DEFAULT_DATA: &str = "/var/lib/ctrace";
+/// Environment variables that replace the defaults (a command-line option wins over them).
+pub const ENV_DB: &str = "CTRACE_DB";
+pub const ENV_DATA: &str = "CTRACE_DATA";
+
+/// The default store: `$CTRACE_DB` if set and not empty, else [`DEFAULT_DB`]. For the
+/// commands whose `--db` chooses a mode (`options`, `diff`) and so cannot read the
+/// environment through clap.
+pub fn default_db() -> PathBuf {
+    std::env::var_os(ENV_DB)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
+}
 
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// SQLite store of everything recorded.
-    #[arg(long, default_value = DEFAULT_DB)]
+    /// SQLite store of everything recorded (its directory is created if missing).
+    #[arg(long, env = ENV_DB, default_value = DEFAULT_DB)]
     pub db: PathBuf,
-    /// Directory Tracefiles are written under (label values are relative to it).
-    #[arg(long, default_value = DEFAULT_DATA)]
+    /// Directory Tracefiles are written under (label values are relative to it); created
+    /// (0755) if missing.
+    #[arg(long, env = ENV_DATA, default_value = DEFAULT_DATA)]
     pub data: PathBuf,
     /// Include the runtime's container set-up (runc init, before the entrypoint's execve) in
     /// Tracefiles. It is always recorded in the store, flagged.
@@ -149,7 +167,8 @@ pub struct OptionsArgs {
     /// Tracefiles, or directories searched recursively for them.
     #[arg(value_name = "TRACEFILE")]
     pub tracefiles: Vec<PathBuf>,
-    /// Read from the store instead of (or besides) Tracefiles.
+    /// Read from the store instead of (or besides) Tracefiles. Without it, the runtime
+    /// baseline still comes from the default store: $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
     #[arg(long)]
     pub db: Option<PathBuf>,
     #[command(flatten)]
@@ -226,7 +245,7 @@ pub struct RequirementsArgs {
     #[arg(long, short)]
     pub output: PathBuf,
     /// Store that caches the baseline per Docker engine version.
-    #[arg(long, default_value = DEFAULT_DB)]
+    #[arg(long, env = ENV_DB, default_value = DEFAULT_DB)]
     pub db: PathBuf,
     /// Record again even if the store has the baseline for this engine version (the new
     /// recording is added to the earlier ones: each is a sample of the runtime's calls).
@@ -252,7 +271,7 @@ pub struct SyscallLookupArgs {
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// The store.
-    #[arg(long, default_value = DEFAULT_DB)]
+    #[arg(long, env = ENV_DB, default_value = DEFAULT_DB)]
     pub db: PathBuf,
     /// Print a JSON array of objects, one per row (column → value), instead of TSV.
     #[arg(long, conflicts_with = "csv")]

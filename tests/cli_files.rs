@@ -38,11 +38,21 @@ futex
 write
 ";
 
+/// `ctrace ARGS` in `dir`, with no `CTRACE_DB`/`CTRACE_DATA` from the caller's environment:
+/// a test names its store itself (the default one, /var/lib/ctrace, is the host's).
 fn ctrace_in(dir: &Path, args: &[&str]) -> Output {
+    ctrace_env(dir, &[], args)
+}
+
+/// As `ctrace_in`, with these environment variables set.
+fn ctrace_env(dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ctrace"))
         .args(args)
         .current_dir(dir)
         .env_remove("NO_COLOR")
+        .env_remove("CTRACE_DB")
+        .env_remove("CTRACE_DATA")
+        .envs(env.iter().copied())
         .output()
         .expect("running ctrace")
 }
@@ -559,18 +569,21 @@ fn options_compose_k8s_and_json_formats() {
 fn options_needs_a_baseline_or_no_requirements() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "app", APP);
-    // Run where the default store (data/ctrace.db) does not exist.
-    let out = ctrace_in(dir.path(), &["options", "-o", "p.json", "app"]);
+    // The default store ($CTRACE_DB here) does not exist.
+    let db = dir.path().join("data/ctrace.db");
+    let env = [("CTRACE_DB", db.as_path())];
+    let out = ctrace_env(dir.path(), &env, &["options", "-o", "p.json", "app"]);
     assert_eq!(code(&out), 2);
     let err = stderr(&out);
     assert!(
         err.contains("ctrace requirements --output") && err.contains("--no-requirements"),
         "{err}"
     );
+    assert!(err.contains(s(&db)), "names the store it looked for: {err}");
     assert!(!dir.path().join("p.json").exists());
     // A store without a recorded baseline: the same advice.
-    make_store(&dir.path().join("data/ctrace.db"), None);
-    let out = ctrace_in(dir.path(), &["options", "-o", "p.json", "app"]);
+    make_store(&db, None);
+    let out = ctrace_env(dir.path(), &env, &["options", "-o", "p.json", "app"]);
     assert_eq!(code(&out), 2);
     assert!(
         stderr(&out).contains("has no requirements recorded"),
@@ -598,9 +611,11 @@ fn options_needs_a_baseline_or_no_requirements() {
 fn options_takes_the_baseline_from_the_default_store() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "app", APP);
-    make_store(&dir.path().join("data/ctrace.db"), Some(BASELINE));
-    let out = ctrace_in(
+    let db = dir.path().join("elsewhere/ctrace.db");
+    make_store(&db, Some(BASELINE));
+    let out = ctrace_env(
         dir.path(),
+        &[("CTRACE_DB", db.as_path())],
         &["options", "--format", "json", "-o", "p.json", "app"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -668,4 +683,55 @@ fn options_from_a_store_selection() {
         code(&ctrace(&["options", "--since", "7d", "-o", s(&none)])),
         2
     );
+}
+
+#[test]
+fn default_paths_are_absolute_and_the_environment_overrides_them() {
+    // --help shows the absolute defaults and the variables that replace them.
+    for (cmd, wanted) in [
+        (
+            "trace",
+            &[
+                "/var/lib/ctrace/ctrace.db",
+                "CTRACE_DB",
+                "/var/lib/ctrace]",
+                "CTRACE_DATA",
+            ][..],
+        ),
+        ("sql", &["/var/lib/ctrace/ctrace.db", "CTRACE_DB"][..]),
+        (
+            "requirements",
+            &["/var/lib/ctrace/ctrace.db", "CTRACE_DB"][..],
+        ),
+    ] {
+        let out = ctrace(&[cmd, "--help"]);
+        assert_eq!(code(&out), 0);
+        for w in wanted {
+            assert!(
+                stdout(&out).contains(w),
+                "`{cmd} --help` lacks {w}:\n{}",
+                stdout(&out)
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.db");
+    make_store(&db, None);
+    // CTRACE_DB names the store, wherever the command runs.
+    let out = ctrace_env(
+        Path::new("/"),
+        &[("CTRACE_DB", db.as_path())],
+        &["sql", "SELECT name FROM containers"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "name\nweb\n");
+    // --db wins over it.
+    let missing = dir.path().join("missing.db");
+    let out = ctrace_env(
+        Path::new("/"),
+        &[("CTRACE_DB", missing.as_path())],
+        &["sql", "--db", s(&db), "SELECT name FROM containers"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!missing.exists());
 }

@@ -6,14 +6,14 @@
 //! atomically, so a bad input leaves no output file (and an old one untouched).
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::abi::Abi;
-use crate::cli::{OptionsArgs, OutputFormat, Selection, DEFAULT_DB};
+use crate::cli::{default_db, OptionsArgs, OutputFormat, Selection};
 use crate::names;
 use crate::profile::formats::{self, BaselineSummary, Summary};
 use crate::profile::write_profile;
@@ -117,7 +117,7 @@ fn resolve_baseline(args: &OptionsArgs) -> anyhow::Result<(Tracefile, BaselineSu
         let s = summary("none", None, &tf);
         return Ok((tf, s));
     }
-    let db = args.db.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    let db = args.db.clone().unwrap_or_else(default_db);
     if !db.exists() {
         return Err(no_baseline(
             &db,

@@ -37,11 +37,11 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     // One daemon per store and per data directory (two stores may share one), locked before
     // anything is opened for writing; the locks live until this function returns.
     if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+        create_dir(dir)
             .with_context(|| format!("creating the directory of store `{}`", args.db.display()))?;
     }
     let _store_lock = lock::lock_store(&args.db)?;
-    std::fs::create_dir_all(&args.data)
+    create_dir(&args.data)
         .with_context(|| format!("creating data directory `{}`", args.data.display()))?;
     let _data_lock = lock::lock_data_dir(&args.data)?;
     let conn = store::open_rw(&args.db)?;
@@ -53,6 +53,32 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(trace(args, conn, cgroup_root, started_ms))
+}
+
+/// Creates `dir` and its missing parents (the default `/var/lib/ctrace` on a fresh host)
+/// owned by the daemon's user (root) with mode 0755 whatever the umask: readable by the
+/// users who run `options` and `sql`, writable by the daemon alone. An existing directory
+/// is left as it is.
+fn create_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![];
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d);
+        at = d.parent();
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)?;
+    // The umask may have taken bits away from the directories made here.
+    for d in missing {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
 async fn trace(

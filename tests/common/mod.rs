@@ -18,7 +18,7 @@ pub struct Env {
     _serial: MutexGuard<'static, ()>,
 }
 
-fn missing(what: &str) -> Option<Env> {
+pub fn missing(what: &str) -> Option<Env> {
     if std::env::var_os("CI").is_some() {
         panic!("CI requires {what}; run the README's test command (it installs and starts what is needed)");
     }
