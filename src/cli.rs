@@ -289,7 +289,7 @@ pub struct SqlArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The store (read only; a running daemon is found through its lock file, `<db>.lock`).
-    #[arg(long, default_value = DEFAULT_DB)]
+    #[arg(long, env = ENV_DB, default_value = DEFAULT_DB)]
     pub db: PathBuf,
     /// Print one JSON document with the same facts instead of text.
     #[arg(long)]
