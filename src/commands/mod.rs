@@ -3,6 +3,7 @@
 pub mod diff;
 pub mod lookup;
 pub mod options;
+pub mod report;
 pub mod requirements;
 pub mod sql;
 pub mod trace;
