@@ -10,10 +10,11 @@ fi
 
 # clang + libelf + zlib + pkg-config build the eBPF skeleton; gcc + libc6-dev build the static
 # errno probe; docker.io is the engine; busybox-static, binutils and python3 make the test
-# images (no registry here); bpftrace is the tests' independent witness.
+# images (no registry here); bpftrace is the tests' independent witness; chromium renders
+# `ctrace report` pages headless in tests/report.rs.
 need=()
 for pkg in clang llvm libelf-dev zlib1g-dev pkg-config gcc libc6-dev docker.io busybox-static \
-    binutils python3 bpftrace; do
+    binutils python3 bpftrace chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
