@@ -11,10 +11,11 @@ fi
 # clang + libelf + zlib + pkg-config build the eBPF skeleton; gcc + libc6-dev build the static
 # errno probe; docker.io is the engine; busybox-static, binutils and python3 make the test
 # images (no registry here); bpftrace is the tests' independent witness; docker-compose (1.29,
-# Debian's) runs the daemon from docker-compose.yml (scripts/compose-up.sh, tests/compose.rs).
+# Debian's) runs the daemon from docker-compose.yml (scripts/compose-up.sh, tests/compose.rs);
+# chromium renders `ctrace report` pages headless in tests/report.rs.
 need=()
 for pkg in clang llvm libelf-dev zlib1g-dev pkg-config gcc libc6-dev docker.io busybox-static \
-    binutils python3 bpftrace docker-compose; do
+    binutils python3 bpftrace docker-compose chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -40,6 +40,23 @@ pub enum Command {
     Capability(LookupArgs),
     /// Look up a system call by number or (partial) name; no query lists all.
     Syscall(SyscallLookupArgs),
+    /// Write one self-contained HTML page about a store selection or Tracefiles: timeline of
+    /// first sightings, syscalls by kind and ABI, capabilities, profile size, window changes.
+    #[command(
+        long_about = "Write one self-contained HTML page (inline CSS and SVG, no script, nothing \
+                      fetched) about what the selected containers used.\n\n\
+                      Per Tracefile of the selection (per container when selecting with --container \
+                      or --name; per file for Tracefile inputs): a timeline of first sightings, the \
+                      syscalls grouped by kind (file, network, process, memory, ...) and ABI, the \
+                      capabilities granted and denied, and how many syscalls the profile `ctrace \
+                      options` would make allows. Per label with strftime windows (app-%Y%m%d), \
+                      what changed between its newest two windows. ctrace keeps no copy of \
+                      Docker's default profile, so sizes are counted, not compared with it.",
+        after_help = "Examples:\n  ctrace report --output report.html\n  \
+                      ctrace report --since 7d --label web --output web.html\n  \
+                      ctrace report --output files.html data/web data/db"
+    )]
+    Report(ReportArgs),
     /// Run read-only SQL on the store and print the rows: tab-separated (tabs, line breaks
     /// and backslashes escaped as \t, \n, \r, \\), or --csv, or --json.
     Sql(SqlArgs),
@@ -182,6 +199,21 @@ pub struct OptionsArgs {
     /// Use this requirements Tracefile as the runtime baseline instead of the cached one.
     #[arg(long, value_name = "TRACEFILE")]
     pub requirements: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Path of the HTML file (written whole, atomically).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Tracefiles, or directories searched recursively for them (one part per file).
+    #[arg(value_name = "TRACEFILE")]
+    pub tracefiles: Vec<PathBuf>,
+    /// The store; when no Tracefiles are given, $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    #[command(flatten)]
+    pub selection: Selection,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod profile;
 pub mod refusals;
 pub mod registry;
+pub mod report;
 pub mod requirements;
 pub mod store;
 pub mod tracefile;

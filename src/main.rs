@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Requirements(args) => commands::requirements::run(args),
         Command::Capability(args) => commands::lookup::capability(args),
         Command::Syscall(args) => commands::lookup::syscall(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Sql(args) => commands::sql::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Completions(args) => commands::completions::completions(args),

@@ -81,7 +81,7 @@ fn compose_up_traces_and_down_leaves_an_intact_store() {
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_compose && common::missing("docker-compose").is_none() {
+    if !has_compose && common::missing::<()>("docker-compose").is_none() {
         return;
     }
     let started = Instant::now();

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod diff;
 pub mod lookup;
 pub mod options;
+pub mod report;
 pub mod requirements;
 pub mod sql;
 pub mod status;

@@ -137,7 +137,8 @@ fn resolve_baseline(args: &OptionsArgs) -> anyhow::Result<(Tracefile, BaselineSu
     }
 }
 
-fn selection_given(sel: &Selection) -> bool {
+/// Whether any store selection option was given (they need `--db`).
+pub fn selection_given(sel: &Selection) -> bool {
     sel.since.is_some()
         || sel.until.is_some()
         || !sel.labels.is_empty()

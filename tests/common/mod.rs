@@ -18,12 +18,25 @@ pub struct Env {
     _serial: MutexGuard<'static, ()>,
 }
 
-pub fn missing(what: &str) -> Option<Env> {
+pub fn missing<T>(what: &str) -> Option<T> {
     if std::env::var_os("CI").is_some() {
         panic!("CI requires {what}; run the README's test command (it installs and starts what is needed)");
     }
     eprintln!("SKIPPED (not in CI): needs {what}");
     None
+}
+
+/// Debian's `chromium` (headless screenshots), or `None` (a printed skip) outside CI.
+pub fn chromium() -> Option<PathBuf> {
+    let found = Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        Some(PathBuf::from("chromium"))
+    } else {
+        missing("chromium (apt-get install chromium)")
+    }
 }
 
 /// Root, dockerd and the test image, or `None` (a printed skip) outside CI.
