@@ -4,6 +4,7 @@
 pub mod codes;
 mod config;
 pub mod event;
+pub mod events;
 pub mod probe;
 mod state;
 
@@ -44,6 +45,8 @@ pub enum KernelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("reading the events ring buffer: {0}")]
+    Events(libbpf_rs::Error),
     #[error("cgroup {id}: updating its kernel state: {source}")]
     State { id: u64, source: libbpf_rs::Error },
 }
@@ -297,7 +300,8 @@ impl Kernel {
         self.cgroup_storage
     }
 
-    pub fn events_map(&self) -> &libbpf_rs::Map<'static> {
+    /// Read only through `events::EventReader`.
+    pub(super) fn events_map(&self) -> &libbpf_rs::Map<'static> {
         &self.skel.maps.events
     }
 
