@@ -41,7 +41,8 @@ struct Described {
 }
 
 pub struct Watcher {
-    pub registry: Arc<Registry>,
+    /// The containers traced (by cgroup id and by container id).
+    registry: Registry,
     pub to_writer: Sender<ToWriter>,
     pub to_reader: ReaderControl,
     pub cgroup_root: PathBuf,
@@ -77,13 +78,12 @@ impl Watcher {
     }
 
     pub fn new(
-        registry: Arc<Registry>,
         to_writer: Sender<ToWriter>,
         to_reader: ReaderControl,
         cgroup_root: PathBuf,
     ) -> Watcher {
         Watcher {
-            registry,
+            registry: Registry::default(),
             to_writer,
             to_reader,
             cgroup_root,
@@ -239,7 +239,7 @@ impl Watcher {
                     continue;
                 }
             };
-            if let Some(container) = self.accept(docker, &id, &described, cgroup_id, true) {
+            if let Some(container) = self.accept(docker, &id, &described, cgroup_id) {
                 let _ = self.to_writer.send(ToWriter::Resolved(container));
                 let _ = self.to_reader.send(ToReader::Track {
                     cgroup_id,
@@ -324,7 +324,7 @@ impl Watcher {
                 None => inspect().await.ok().map(|i| describe(&i)),
             };
             match described {
-                Some(d) => match self.accept(docker, &new.container_id, &d, new.cgroup_id, false) {
+                Some(d) => match self.accept(docker, &new.container_id, &d, new.cgroup_id) {
                     Some(container) => {
                         if new.syscalls_detached {
                             tracing::warn!(
@@ -366,7 +366,6 @@ impl Watcher {
         container_id: &str,
         d: &Described,
         cgroup_id: u64,
-        predates_daemon: bool,
     ) -> Option<Arc<Container>> {
         let value = tracefile_label(&d.labels)?;
         let pattern = match TracefilePattern::parse(value) {
@@ -387,7 +386,6 @@ impl Watcher {
             pattern,
             labels: d.labels.clone(),
             cgroup_id,
-            predates_daemon,
             seccomp: d
                 .target
                 .as_ref()
