@@ -4,6 +4,9 @@ use std::process::Command;
 
 use libbpf_cargo::SkeletonBuilder;
 
+#[path = "build/header_consts.rs"]
+mod header_consts;
+
 const BPF_SRC: &str = "bpf/ctrace.bpf.c";
 /// The errno probe (src/refusals): a static program embedded in ctrace, run in a container.
 const ERRNO_PROBE_SRC: &str = "src/refusals/errno_probe.c";
@@ -33,6 +36,8 @@ fn main() {
     // Migrations are embedded with include_str!; rebuild when one is added or changed.
     println!("cargo:rerun-if-changed=migrations");
     build_errno_probe(&out);
+    // Codes and sizes shared with the programs, as Rust constants (src/kernel/codes.rs).
+    header_consts::generate(&["bpf/event.h", "bpf/task_cache.h"], &out);
 }
 
 /// `$CC -static -O2 -pthread` (CC defaults to `cc`) → `$OUT_DIR/errno_probe`.

@@ -46,7 +46,6 @@ fn container(i: i64) -> Result<Container, String> {
         pattern: TracefilePattern::parse(&format!("history-{i}")).map_err(|e| e.to_string())?,
         labels: HashMap::from([("ctrace.tracefile".into(), format!("history-{i}"))]),
         cgroup_id: 20_000 + i as u64,
-        predates_daemon: false,
         seccomp: None,
     })
 }

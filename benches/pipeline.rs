@@ -61,7 +61,6 @@ fn container(i: u64) -> Result<Container, String> {
         pattern: TracefilePattern::parse(&format!("pipeline-{i}")).map_err(|e| e.to_string())?,
         labels: HashMap::from([("ctrace.tracefile".into(), format!("pipeline-{i}"))]),
         cgroup_id: 10_000 + i,
-        predates_daemon: false,
         seccomp: None,
     })
 }

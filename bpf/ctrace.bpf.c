@@ -5,6 +5,8 @@
  * Userspace starts a new epoch now and then; each cgroup then forgets its sightings, so that
  * continued use is seen again. Per-cgroup state and the test-and-set are in state.h; how the
  * syscall program finds the running task's state without a helper call, in task_cache.h.
+ * This file holds the syscall and exec programs (the phases); the capability programs are in
+ * capabilities.h, the cgroup creation and removal programs in cgroups.h.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -13,14 +15,14 @@
 #include "event.h"
 #include "state.h"
 #include "task_cache.h"
+#include "capabilities.h"
+#include "cgroups.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define TS_COMPAT 0x0002
 #define X32_SYSCALL_BIT 0x40000000ULL
-#define CAP_OPT_NOAUDIT (1U << 1)
 #define SECCOMP_MODE_FILTER_ACTIVE 2
-#define STACK_FRAMES 8 /* tracepoint program, trace runner, cap_capable, callers */
 
 /*
  * Phase changes are rare (a few per container) and say why: each is sent to userspace, which
@@ -217,200 +219,5 @@ int BPF_PROG(ctrace_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		st->phase_now = CTRACE_PHASE_APP;
 	report_phase(phase, starts_app ? CTRACE_PHASE_APP : phase,
 		     starts_app ? CTRACE_CAUSE_EXEC : CTRACE_CAUSE_EXEC_KEPT, st->filter_tgid, bprm);
-	return 0;
-}
-
-/*
- * Address ranges of the kernel's audit-free capability wrappers (ns_capable_noaudit,
- * security_vm_enough_memory_mm, ...), from /proc/kallsyms; [0, 0) when unknown.
- */
-#define NOAUDIT_RANGES 8
-const volatile __u64 noaudit_ranges[NOAUDIT_RANGES][2] = {};
-
-/*
- * The tracepoint carries no `opts`, so audit-free checks (probes such as memory accounting's
- * CAP_SYS_ADMIN test on every private writable mapping) would count as uses: they would put
- * SYS_ADMIN in every privileged container's needs. Their callers are found on the stack.
- */
-static __always_inline bool from_noaudit_caller(void *ctx)
-{
-	__u64 frames[STACK_FRAMES] = {};
-	long len = bpf_get_stack(ctx, frames, sizeof(frames), 0);
-
-	for (int i = 0; i < STACK_FRAMES; i++) {
-		if (i * (long)sizeof(__u64) >= len)
-			break;
-		for (int r = 0; r < NOAUDIT_RANGES; r++) {
-			if (frames[i] >= noaudit_ranges[r][0] && frames[i] < noaudit_ranges[r][1])
-				return true;
-		}
-	}
-	return false;
-}
-
-static __always_inline void record_cap(void *ctx, const struct cred *cred, int cap, int ret,
-				       bool audit_unknown)
-{
-	if (cap < 0 || cap >= 64)
-		return;
-	/*
-	 * Checks made with borrowed credentials (overlayfs copy-up with the mounter's, for one)
-	 * say nothing about what the container's own capabilities must allow.
-	 */
-	struct task_struct *task = bpf_get_current_task_btf();
-	if ((__u64)cred != (__u64)BPF_CORE_READ(task, real_cred))
-		return;
-	__u64 *owner;
-	struct ctrace_cgroup *st = state_now(task, &owner);
-	if (!st)
-		return;
-	__u32 phase = st->phase_now;
-
-	if (phase >= CTRACE_PHASE_COUNT)
-		return;
-	struct ctrace_bits *bits = &st->phase[phase];
-
-	if (ret == 0) {
-		if (*(volatile __u64 *)&bits->caps_granted & (1ULL << cap))
-			return;
-		if (audit_unknown && noaudit_ranges[0][1] && from_noaudit_caller(ctx))
-			return;
-		sight(&bits->caps_granted, 1ULL << cap, CTRACE_KIND_CAP_GRANTED, cap, 0, phase,
-		      owner);
-	} else
-		sight(&bits->caps_denied, 1ULL << cap, CTRACE_KIND_CAP_DENIED, cap, 0, phase,
-		      owner);
-}
-
-/* Kernel 6.14+: a stable tracepoint with the result. It carries no `opts`. */
-SEC("tp_btf/cap_capable")
-int BPF_PROG(ctrace_cap_tracepoint, const struct cred *cred, struct user_namespace *target_ns,
-	     const struct user_namespace *capable_ns, int cap, int ret)
-{
-	record_cap(ctx, cred, cap, ret, true);
-	return 0;
-}
-
-/* Older kernels with BPF trampolines: the result and `opts`, so audit-free probes are skipped. */
-SEC("fexit/cap_capable")
-int BPF_PROG(ctrace_cap_fexit, const struct cred *cred, struct user_namespace *target_ns, int cap,
-	     unsigned int opts, int ret)
-{
-	if (opts & CAP_OPT_NOAUDIT)
-		return 0;
-	record_cap(ctx, cred, cap, ret, false);
-	return 0;
-}
-
-/* Last resort: no result is known at entry, so every audited check counts as granted. */
-SEC("kprobe/cap_capable")
-int BPF_KPROBE(ctrace_cap_kprobe, const struct cred *cred, struct user_namespace *target_ns,
-	       int cap, unsigned int opts)
-{
-	if (opts & CAP_OPT_NOAUDIT)
-		return 0;
-	record_cap(ctx, cred, cap, 0, false);
-	return 0;
-}
-
-static __always_inline bool is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
-/* Copies a 64-hex-digit container id found at a fixed offset of the leaf name. */
-static __always_inline bool copy_container_id(const char *leaf, __u32 offset, char *id)
-{
-	for (__u32 i = 0; i < CTRACE_CONTAINER_ID_LEN; i++) {
-		char c = leaf[offset + i];
-
-		if (!is_hex(c))
-			return false;
-		id[i] = c;
-	}
-	char end = leaf[offset + CTRACE_CONTAINER_ID_LEN];
-
-	return end == 0 || end == '.';
-}
-
-/* Leaf names: <64 hex> (cgroupfs driver) or docker-<64 hex>.scope (systemd driver). */
-#define LEAF_LEN 80
-#define SYSTEMD_PREFIX_LEN 7
-
-/*
- * A container cgroup is tracked from its creation, before any process runs in it, so that a
- * container living a few milliseconds is still recorded. Userspace confirms it (the container
- * carries the label) or drops it.
- */
-SEC("tp_btf/cgroup_mkdir")
-int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
-{
-	/* On a hybrid host every hierarchy makes the directory; keep the unified one (id 0). */
-	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
-		return 0;
-
-	char leaf[LEAF_LEN] = {};
-	const char *name = BPF_CORE_READ(cgrp, kn, name);
-
-	if (bpf_probe_read_kernel_str(leaf, sizeof(leaf), name) < CTRACE_CONTAINER_ID_LEN)
-		return 0;
-
-	struct ctrace_cgroup_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&ringbuf_misses, 1);
-		return 0;
-	}
-	if (!copy_container_id(leaf, 0, e->container_id) &&
-	    !(leaf[0] == 'd' && leaf[SYSTEMD_PREFIX_LEN - 1] == '-' &&
-	      copy_container_id(leaf, SYSTEMD_PREFIX_LEN, e->container_id)))
-		goto discard;
-	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), path) < 0)
-		goto discard;
-
-	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	if (use_cgrp_storage) {
-		if (!bpf_cgrp_storage_get(&cgroup_storage, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
-			goto discard;
-	} else if (!claim_slot(id)) {
-		goto discard;
-	}
-
-	e->kind = CTRACE_KIND_CGROUP_NEW;
-	e->flags = syscalls_attached ? 0 : CTRACE_CGROUP_SYSCALLS_DETACHED;
-	e->cgroup_id = id;
-	e->boot_ns = bpf_ktime_get_boot_ns();
-	if (debug)
-		bpf_printk("ctrace: new container cgroup %llu %s", id, e->path);
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-	return 0;
-discard:
-	bpf_ringbuf_discard(e, 0);
-	return 0;
-}
-
-/* Local storage dies with its cgroup; slots are released here. */
-SEC("tp_btf/cgroup_rmdir")
-int BPF_PROG(ctrace_cgroup_rmdir, struct cgroup *cgrp, const char *path)
-{
-	if (use_cgrp_storage)
-		return 0;
-	/*
-	 * Ids are per hierarchy: on a hybrid host a v1 cgroup can carry a traced container's
-	 * unified id, and removing it must not release that container's slot (as in mkdir).
-	 */
-	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
-		return 0;
-	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	struct ctrace_slot *slot = slot_at(id & slot_mask);
-
-	/* A cached placement must not outlive the slot's owner (task_cache.h). */
-	cache_hold();
-	if (slot->cgroup_id == id) {
-		clear_state(&slot->state);
-		__sync_lock_test_and_set(&slot->cgroup_id, 0);
-	} else if (!bpf_map_delete_elem(&cgroup_hash, &id)) {
-		__sync_fetch_and_add(&overflow_count, -1);
-	}
-	cache_release();
 	return 0;
 }

@@ -1,38 +1,57 @@
-/* Layout shared by the kernel programs and userspace (src/kernel/event.rs mirrors it). */
+/* Layout shared by the kernel programs and userspace (the skeleton carries the structs to Rust). */
 #ifndef CTRACE_EVENT_H
 #define CTRACE_EVENT_H
 
-#define CTRACE_ABI_X86_64 0
-#define CTRACE_ABI_I386 1
-#define CTRACE_ABI_X32 2
-#define CTRACE_ABI_COUNT 3
+/*
+ * The one definition of every code and size kernel and userspace share: build.rs turns the
+ * enums and #defines below into Rust constants (src/kernel/codes.rs), and each Rust enum is
+ * built from them with a check that a member added here without one there fails the build.
+ */
+
+/* System call ABIs (struct ctrace_event.abi). */
+enum ctrace_abi {
+	CTRACE_ABI_X86_64 = 0,
+	CTRACE_ABI_I386 = 1,
+	CTRACE_ABI_X32 = 2,
+	CTRACE_ABI_COUNT
+};
 
 /* Syscall numbers per ABI fit in 512 bits (x86_64 and i386 top out near 470). */
 #define CTRACE_SYSCALL_WORDS 8
 #define CTRACE_SYSCALL_MAX (CTRACE_SYSCALL_WORDS * 64)
 
-#define CTRACE_KIND_SYSCALL 1
-#define CTRACE_KIND_CAP_GRANTED 2
-#define CTRACE_KIND_CAP_DENIED 3
-#define CTRACE_KIND_CGROUP_NEW 4
-#define CTRACE_KIND_PHASE 5
+/* What a ring-buffer record is (its first __u32). */
+enum ctrace_kind {
+	CTRACE_KIND_SYSCALL = 1,
+	CTRACE_KIND_CAP_GRANTED = 2,
+	CTRACE_KIND_CAP_DENIED = 3,
+	CTRACE_KIND_CGROUP_NEW = 4,
+	CTRACE_KIND_PHASE = 5,
+};
 
 /*
  * Phases of a container's cgroup. A new cgroup starts in the runtime's set-up (runc init),
  * which installs the container's seccomp filter and then execs the entrypoint.
  */
-#define CTRACE_PHASE_RUNTIME 0          /* set-up before the seccomp filter */
-#define CTRACE_PHASE_RUNTIME_FILTERED 1 /* set-up under the filter, up to the exec */
-#define CTRACE_PHASE_APP 2              /* the application */
-#define CTRACE_PHASE_COUNT 3
+enum ctrace_phase {
+	CTRACE_PHASE_RUNTIME = 0,          /* set-up before the seccomp filter */
+	CTRACE_PHASE_RUNTIME_FILTERED = 1, /* set-up under the filter, up to the exec */
+	CTRACE_PHASE_APP = 2,              /* the application */
+	CTRACE_PHASE_COUNT
+};
 
 /* Why a phase event was sent (struct ctrace_phase_event). */
-#define CTRACE_CAUSE_FILTERED_CALL 1 /* first call of a task under a seccomp filter */
-#define CTRACE_CAUSE_EXEC 2          /* an exec that moved the phase on */
-#define CTRACE_CAUSE_EXEC_KEPT 3     /* an exec before the application that did not */
+enum ctrace_cause {
+	CTRACE_CAUSE_FILTERED_CALL = 1, /* first call of a task under a seccomp filter */
+	CTRACE_CAUSE_EXEC = 2,          /* an exec that moved the phase on */
+	CTRACE_CAUSE_EXEC_KEPT = 3,     /* an exec before the application that did not */
+};
 
 /* struct ctrace_cgroup_event flags */
 #define CTRACE_CGROUP_SYSCALLS_DETACHED 1 /* the syscall program was not attached */
+
+/* The events ring buffer's default size in bytes (userspace may set another). */
+#define CTRACE_RINGBUF_SIZE (1 << 22)
 
 #define CTRACE_COMM_LEN 16
 #define CTRACE_CONTAINER_ID_LEN 64

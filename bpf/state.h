@@ -52,7 +52,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, CTRACE_RINGBUF_SIZE);
 } events SEC(".maps");
 
 static const struct ctrace_cgroup zero_state;

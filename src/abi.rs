@@ -6,13 +6,18 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Abi {
-    #[serde(rename = "x86_64")]
-    X86_64,
-    I386,
-    X32,
+use crate::kernel::codes::{consts, kernel_codes};
+
+kernel_codes! {
+    /// `enum ctrace_abi` in bpf/event.h (the kernel's code is `TryFrom<u8>`, `code()`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Abi: u8 = "ABI", consts::ABI_CODES {
+        #[serde(rename = "x86_64")]
+        X86_64 = consts::ABI_X86_64,
+        I386 = consts::ABI_I386,
+        X32 = consts::ABI_X32,
+    }
 }
 
 impl Abi {
@@ -20,16 +25,6 @@ impl Abi {
 
     /// The ABI of processes built for this machine.
     pub const NATIVE: Abi = Abi::X86_64;
-
-    /// The code used by the kernel programs (`CTRACE_ABI_*` in bpf/event.h).
-    pub fn from_kernel(code: u8) -> Option<Abi> {
-        match code {
-            0 => Some(Abi::X86_64),
-            1 => Some(Abi::I386),
-            2 => Some(Abi::X32),
-            _ => None,
-        }
-    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,10 +16,11 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
-use libbpf_rs::RingBufferBuilder;
 
 use crate::abi::Abi;
-use crate::kernel::event::{self, Event, Item, Phase};
+use crate::kernel::codes::consts::PHASE_COUNT;
+use crate::kernel::event::{Event, Item, Phase};
+use crate::kernel::events::EventReader;
 use crate::kernel::{Kernel, KernelConfig};
 use crate::names;
 use crate::tracefile::Tracefile;
@@ -139,21 +141,19 @@ pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Res
     let _syscalls = kernel.attach_syscalls()?;
     let seen: Rc<RefCell<Vec<Event>>> = Rc::default();
     let sink = Rc::clone(&seen);
-    let mut builder = RingBufferBuilder::new();
-    builder.add(kernel.events_map(), move |data: &[u8]| {
-        if let Ok(ev) = event::decode(data) {
-            sink.borrow_mut().push(ev);
-        }
-        0
-    })?;
-    let ring = builder.build()?;
+    let events = RefCell::new(EventReader::new(&kernel, move |event| {
+        sink.borrow_mut().push(event);
+        ControlFlow::Continue(())
+    })?);
 
     runtime.block_on(import_image(docker))?;
     let mut baseline = Tracefile::default();
     let take = || -> anyhow::Result<Vec<Event>> {
         // The ring buffer holds everything already; take it.
-        ring.poll(Duration::from_millis(100))?;
-        ring.consume()?;
+        let mut events = events.borrow_mut();
+        events.wait(None, Duration::from_millis(100))?;
+        events.consume()?;
+        events.report_decode_errors();
         Ok(std::mem::take(&mut *seen.borrow_mut()))
     };
     for batch in ROUNDS {
@@ -223,8 +223,8 @@ fn retry(
 struct Incomplete {
     container: String,
     cgroup: Option<u64>,
-    /// Sightings per phase: runtime, under the filter, application.
-    sightings: [usize; 3],
+    /// Sightings per phase, by the kernel's code: runtime, under the filter, application.
+    sightings: [usize; PHASE_COUNT as usize],
     phases: Vec<String>,
 }
 
@@ -242,9 +242,9 @@ impl std::fmt::Display for Incomplete {
             "container {short} (cgroup {cgroup}): no execve of the runtime under the \
              container's seccomp filter; first sightings: {} runtime, {} under the filter, {} \
              application; phase events: {}",
-            self.sightings[0],
-            self.sightings[1],
-            self.sightings[2],
+            self.sightings[usize::from(Phase::Runtime.code())],
+            self.sightings[usize::from(Phase::RuntimeFiltered.code())],
+            self.sightings[usize::from(Phase::App.code())],
             if self.phases.is_empty() {
                 "none".to_string()
             } else {
@@ -263,7 +263,7 @@ fn filtered_calls(events: &[Event], id: &str) -> Result<BTreeSet<(Abi, &'static 
     let mut incomplete = Incomplete {
         container: id.to_string(),
         cgroup,
-        sightings: [0; 3],
+        sightings: [0; PHASE_COUNT as usize],
         phases: Vec::new(),
     };
     let Some(cgroup) = cgroup else {
@@ -273,11 +273,7 @@ fn filtered_calls(events: &[Event], id: &str) -> Result<BTreeSet<(Abi, &'static 
     for e in events {
         match e {
             Event::Sighting(s) if s.cgroup_id == cgroup => {
-                incomplete.sightings[match s.phase {
-                    Phase::Runtime => 0,
-                    Phase::RuntimeFiltered => 1,
-                    Phase::App => 2,
-                }] += 1;
+                incomplete.sightings[usize::from(s.phase.code())] += 1;
                 if let (Phase::RuntimeFiltered, Item::Syscall { abi, nr }) = (s.phase, s.item) {
                     if let Some(name) = names::syscall_name(abi, nr) {
                         calls.insert((abi, name));

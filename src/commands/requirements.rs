@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use rusqlite::{params, OptionalExtension};
 
 use crate::cli::RequirementsArgs;
 use crate::docker::watcher;
@@ -29,13 +28,7 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
         .version
         .unwrap_or_else(|| "unknown".into());
     let conn = store::open_rw(&args.db)?;
-    let cached: Option<String> = conn
-        .query_row(
-            "SELECT tracefile FROM requirements WHERE engine_version = ?1",
-            params![version],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let cached = store::baseline::recorded(&conn, &version)?;
     let text = match &cached {
         Some(text) if !args.refresh => {
             tracing::info!(
@@ -62,12 +55,7 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
                 baseline.merge(&parse_str(earlier, std::path::Path::new(&source))?);
             }
             let text = baseline.render();
-            conn.execute(
-                "INSERT INTO requirements (engine_version, recorded_at, tracefile) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (engine_version) DO UPDATE SET recorded_at = excluded.recorded_at, \
-                 tracefile = excluded.tracefile",
-                params![version, store::now_ms(), text],
-            )?;
+            store::baseline::save(&conn, &version, store::now_ms(), &text)?;
             text
         }
     };

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
@@ -13,7 +12,6 @@ use crate::cli::TraceArgs;
 use crate::docker::{cgroup, watcher};
 use crate::kernel::{probe, KernelConfig};
 use crate::pipeline::{self, reader, writer, ReaderControl, ToReader, ToWriter, CHANNEL_CAPACITY};
-use crate::registry::Registry;
 use crate::store::{self, lock, status};
 
 /// Where bollard's local connection looks: a `unix://` DOCKER_HOST, else Docker's default.
@@ -154,15 +152,9 @@ async fn trace(
     }
     let _ = to_writer.send(ToWriter::Meta(daemon_facts(&args, &loaded, started_ms)));
 
-    let registry = Arc::new(Registry::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let watcher = watcher::Watcher::new(
-        Arc::clone(&registry),
-        to_writer.clone(),
-        to_reader.clone(),
-        cgroup_root,
-    )
-    .with_measured(measured);
+    let watcher = watcher::Watcher::new(to_writer.clone(), to_reader.clone(), cgroup_root)
+        .with_measured(measured);
     let (ready_tx, ready_rx) = oneshot::channel();
     let watching = tokio::spawn(watcher.run(docker, ready_tx, new_rx, stop_rx.clone()));
     let epochs = tokio::spawn(epoch_timer(args.epoch, to_reader.clone(), stop_rx));

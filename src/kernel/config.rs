@@ -3,8 +3,8 @@
 
 use super::{KernelError, StateMap, MAX_SLOTS};
 
-/// The `events` ring buffer's size in bpf/state.h (`max_entries`, bytes): 4 MiB.
-pub const DEFAULT_RINGBUF_SIZE: u32 = 1 << 22;
+/// The `events` ring buffer's size in bpf/state.h (`CTRACE_RINGBUF_SIZE`, bytes): 4 MiB.
+pub const DEFAULT_RINGBUF_SIZE: u32 = super::codes::consts::RINGBUF_SIZE;
 
 #[derive(Debug, Clone, Copy)]
 pub struct KernelConfig {

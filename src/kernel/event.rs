@@ -2,6 +2,7 @@
 //! generated types, so kernel and userspace share one definition.
 
 use crate::abi::Abi;
+use crate::kernel::codes::{consts, kernel_codes, UnknownCode};
 use crate::kernel::skel::types;
 
 // SAFETY: these are `#[repr(C)]` structs of integers and byte arrays generated from BTF;
@@ -16,33 +17,39 @@ unsafe impl plain::Plain for types::ctrace_cgroup {}
 // SAFETY: as above.
 unsafe impl plain::Plain for types::ctrace_slot {}
 
-const KIND_SYSCALL: u32 = 1;
-const KIND_CAP_GRANTED: u32 = 2;
-const KIND_CAP_DENIED: u32 = 3;
-const KIND_CGROUP_NEW: u32 = 4;
-const KIND_PHASE: u32 = 5;
-const CGROUP_SYSCALLS_DETACHED: u32 = 1;
-const CAUSE_FILTERED_CALL: u8 = 1;
-const CAUSE_EXEC: u8 = 2;
-const CAUSE_EXEC_KEPT: u8 = 3;
-const PHASE_RUNTIME: u8 = 0;
-const PHASE_RUNTIME_FILTERED: u8 = 1;
-const PHASE_APP: u8 = 2;
+kernel_codes! {
+    /// What a ring-buffer record is (`enum ctrace_kind`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind: u32 = "event kind", consts::KIND_CODES {
+        Syscall = consts::KIND_SYSCALL,
+        CapGranted = consts::KIND_CAP_GRANTED,
+        CapDenied = consts::KIND_CAP_DENIED,
+        CgroupNew = consts::KIND_CGROUP_NEW,
+        Phase = consts::KIND_PHASE,
+    }
+}
 
-/// When in a container's life a sighting was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Phase {
-    /// The application (after the entrypoint's exec).
-    App,
-    /// The runtime's set-up (runc init) before it installed the container's seccomp filter.
-    Runtime,
-    /// The runtime's set-up under the container's seccomp filter, up to the exec: what any
-    /// profile must allow for the container to start (`ctrace requirements`).
-    RuntimeFiltered,
+kernel_codes! {
+    /// When in a container's life a sighting was made (`enum ctrace_phase`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Phase: u8 = "phase", consts::PHASE_CODES {
+        /// The application (after the entrypoint's exec).
+        App = consts::PHASE_APP,
+        /// The runtime's set-up (runc init) before it installed the container's seccomp filter.
+        Runtime = consts::PHASE_RUNTIME,
+        /// The runtime's set-up under the container's seccomp filter, up to the exec: what any
+        /// profile must allow for the container to start (`ctrace requirements`).
+        RuntimeFiltered = consts::PHASE_RUNTIME_FILTERED,
+    }
 }
 
 impl Phase {
-    /// The `sightings.init` column: 0 application, 1 runtime, 2 runtime under the filter.
+    /// Phases by their store code.
+    const BY_STORE_CODE: [Phase; consts::PHASE_COUNT as usize] =
+        [Phase::App, Phase::Runtime, Phase::RuntimeFiltered];
+
+    /// The `sightings.init` column (and `runs.init`): 0 application, 1 runtime, 2 runtime
+    /// under the filter. Stored data, so not the kernel's code.
     pub fn store_code(self) -> i64 {
         match self {
             Phase::App => 0,
@@ -51,28 +58,18 @@ impl Phase {
         }
     }
 
+    /// The phase a store code stands for.
+    pub fn from_store_code(code: i64) -> Option<Phase> {
+        let phase = *Self::BY_STORE_CODE.get(usize::try_from(code).ok()?)?;
+        debug_assert_eq!(phase.store_code(), code);
+        Some(phase)
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Phase::App => "application",
             Phase::Runtime => "runtime",
             Phase::RuntimeFiltered => "runtime under the filter",
-        }
-    }
-
-    fn from_kernel(code: u8) -> Option<Phase> {
-        match code {
-            PHASE_RUNTIME => Some(Phase::Runtime),
-            PHASE_RUNTIME_FILTERED => Some(Phase::RuntimeFiltered),
-            PHASE_APP => Some(Phase::App),
-            _ => None,
-        }
-    }
-
-    fn kernel_code(self) -> u8 {
-        match self {
-            Phase::Runtime => PHASE_RUNTIME,
-            Phase::RuntimeFiltered => PHASE_RUNTIME_FILTERED,
-            Phase::App => PHASE_APP,
         }
     }
 }
@@ -107,15 +104,17 @@ pub struct NewCgroup {
     pub syscalls_detached: bool,
 }
 
-/// Why a cgroup's phase moved on (or, for an exec, did not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhaseCause {
-    /// The first call of a task under a seccomp filter.
-    FilteredCall,
-    /// An exec that started the application.
-    Exec,
-    /// An exec before the application that did not start it (the runtime's own).
-    ExecKept,
+kernel_codes! {
+    /// Why a cgroup's phase moved on (or, for an exec, did not): `enum ctrace_cause`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PhaseCause: u8 = "phase cause", consts::CAUSE_CODES {
+        /// The first call of a task under a seccomp filter.
+        FilteredCall = consts::CAUSE_FILTERED_CALL,
+        /// An exec that started the application.
+        Exec = consts::CAUSE_EXEC,
+        /// An exec before the application that did not start it (the runtime's own).
+        ExecKept = consts::CAUSE_EXEC_KEPT,
+    }
 }
 
 /// A phase event: every change of a cgroup's phase, and every exec before the application.
@@ -172,14 +171,8 @@ pub enum Event {
 pub enum DecodeError {
     #[error("ring buffer record of {0} bytes is too short")]
     Short(usize),
-    #[error("unknown event kind {0}")]
-    Kind(u32),
-    #[error("unknown ABI code {0}")]
-    Abi(u8),
-    #[error("unknown phase code {0}")]
-    Phase(u8),
-    #[error("unknown phase cause {0}")]
-    Cause(u8),
+    #[error(transparent)]
+    Code(#[from] UnknownCode),
 }
 
 fn c_string(bytes: &[u8]) -> String {
@@ -191,58 +184,61 @@ fn as_bytes(chars: &[std::ffi::c_char]) -> Vec<u8> {
     chars.iter().map(|&c| c as u8).collect()
 }
 
+/// One ring-buffer record as an event. Every consumer of kernel events decodes here (through
+/// `kernel::events::EventReader`, or directly in benchmarks).
 pub fn decode(data: &[u8]) -> Result<Event, DecodeError> {
     let mut kind_bytes = [0u8; 4];
     kind_bytes.copy_from_slice(data.get(..4).ok_or(DecodeError::Short(data.len()))?);
-    let kind = u32::from_ne_bytes(kind_bytes);
-    if kind == KIND_CGROUP_NEW {
-        let mut ev = types::ctrace_cgroup_event::default();
-        plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
-        return Ok(Event::NewCgroup(NewCgroup {
-            cgroup_id: ev.cgroup_id,
-            container_id: c_string(&as_bytes(&ev.container_id)),
-            path: c_string(&as_bytes(&ev.path)),
-            syscalls_detached: ev.flags & CGROUP_SYSCALLS_DETACHED != 0,
-        }));
-    }
-    if kind == KIND_PHASE {
-        return decode_phase(data);
-    }
-    let mut ev = types::ctrace_event::default();
-    plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
-    let item = match ev.kind {
-        KIND_SYSCALL => Item::Syscall {
-            abi: Abi::from_kernel(ev.abi).ok_or(DecodeError::Abi(ev.abi))?,
-            nr: ev.nr,
-        },
-        KIND_CAP_GRANTED => Item::CapGranted(ev.nr),
-        KIND_CAP_DENIED => Item::CapDenied(ev.nr),
-        other => return Err(DecodeError::Kind(other)),
+    let kind = Kind::try_from(u32::from_ne_bytes(kind_bytes))?;
+    let item = |nr: u32, abi: u8| -> Result<Item, DecodeError> {
+        Ok(match kind {
+            Kind::CapGranted => Item::CapGranted(nr),
+            Kind::CapDenied => Item::CapDenied(nr),
+            _ => Item::Syscall {
+                abi: Abi::try_from(abi)?,
+                nr,
+            },
+        })
     };
-    Ok(Event::Sighting(Sighting {
-        cgroup_id: ev.cgroup_id,
-        item,
-        phase: Phase::from_kernel(ev.phase).ok_or(DecodeError::Phase(ev.phase))?,
-        boot_ns: ev.boot_ns,
-        pid: ev.pid,
-        comm: c_string(&as_bytes(&ev.comm)),
-    }))
+    match kind {
+        Kind::CgroupNew => {
+            let mut ev = types::ctrace_cgroup_event::default();
+            copy(&mut ev, data)?;
+            Ok(Event::NewCgroup(NewCgroup {
+                cgroup_id: ev.cgroup_id,
+                container_id: c_string(&as_bytes(&ev.container_id)),
+                path: c_string(&as_bytes(&ev.path)),
+                syscalls_detached: ev.flags & consts::CGROUP_SYSCALLS_DETACHED != 0,
+            }))
+        }
+        Kind::Phase => decode_phase(data),
+        Kind::Syscall | Kind::CapGranted | Kind::CapDenied => {
+            let mut ev = types::ctrace_event::default();
+            copy(&mut ev, data)?;
+            Ok(Event::Sighting(Sighting {
+                cgroup_id: ev.cgroup_id,
+                item: item(ev.nr, ev.abi)?,
+                phase: Phase::try_from(ev.phase)?,
+                boot_ns: ev.boot_ns,
+                pid: ev.pid,
+                comm: c_string(&as_bytes(&ev.comm)),
+            }))
+        }
+    }
+}
+
+fn copy<T: plain::Plain>(ev: &mut T, data: &[u8]) -> Result<(), DecodeError> {
+    plain::copy_from_bytes(ev, data).map_err(|_| DecodeError::Short(data.len()))
 }
 
 fn decode_phase(data: &[u8]) -> Result<Event, DecodeError> {
     let mut ev = types::ctrace_phase_event::default();
-    plain::copy_from_bytes(&mut ev, data).map_err(|_| DecodeError::Short(data.len()))?;
-    let phase = |code| Phase::from_kernel(code).ok_or(DecodeError::Phase(code));
+    copy(&mut ev, data)?;
     Ok(Event::Phase(PhaseChange {
         cgroup_id: ev.cgroup_id,
-        old: phase(ev.old_phase)?,
-        new: phase(ev.new_phase)?,
-        cause: match ev.cause {
-            CAUSE_FILTERED_CALL => PhaseCause::FilteredCall,
-            CAUSE_EXEC => PhaseCause::Exec,
-            CAUSE_EXEC_KEPT => PhaseCause::ExecKept,
-            other => return Err(DecodeError::Cause(other)),
-        },
+        old: Phase::try_from(ev.old_phase)?,
+        new: Phase::try_from(ev.new_phase)?,
+        cause: PhaseCause::try_from(ev.cause)?,
         filtered: ev.filtered != 0,
         boot_ns: ev.boot_ns,
         pid: ev.pid,
@@ -258,24 +254,67 @@ pub fn encode(s: &Sighting) -> Vec<u8> {
         cgroup_id: s.cgroup_id,
         boot_ns: s.boot_ns,
         pid: s.pid,
-        phase: s.phase.kernel_code(),
+        phase: s.phase.code(),
         ..Default::default()
     };
-    (ev.kind, ev.nr, ev.abi) = match s.item {
-        Item::Syscall { abi, nr } => (KIND_SYSCALL, nr, abi as u8),
-        Item::CapGranted(nr) => (KIND_CAP_GRANTED, nr, 0),
-        Item::CapDenied(nr) => (KIND_CAP_DENIED, nr, 0),
+    let kind;
+    (kind, ev.nr, ev.abi) = match s.item {
+        Item::Syscall { abi, nr } => (Kind::Syscall, nr, abi.code()),
+        Item::CapGranted(nr) => (Kind::CapGranted, nr, 0),
+        Item::CapDenied(nr) => (Kind::CapDenied, nr, 0),
     };
-    for (dst, src) in ev.comm.iter_mut().zip(s.comm.bytes().take(15)) {
+    ev.kind = kind.code();
+    for (dst, src) in ev
+        .comm
+        .iter_mut()
+        .zip(s.comm.bytes().take(consts::COMM_LEN as usize - 1))
+    {
         *dst = src as std::ffi::c_char;
     }
     // SAFETY: `ev` is a plain `#[repr(C)]` value; viewing its bytes is sound.
     unsafe { plain::as_bytes(&ev) }.to_vec()
 }
 
+/// The skeleton's structs (from BTF) use the header's sizes: a mismatch fails the build.
+const _: () = {
+    let _: fn(&types::ctrace_event) -> &[std::ffi::c_char; consts::COMM_LEN as usize] = |e| &e.comm;
+    let _: fn(
+        &types::ctrace_cgroup_event,
+    ) -> &[std::ffi::c_char; consts::CGROUP_PATH_LEN as usize] = |e| &e.path;
+    let _: fn(
+        &types::ctrace_cgroup_event,
+    ) -> &[std::ffi::c_char; consts::CONTAINER_ID_LEN as usize] = |e| &e.container_id;
+    let _: fn(&types::ctrace_phase_event) -> &[std::ffi::c_char; consts::FILENAME_LEN as usize] =
+        |e| &e.filename;
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_codes_are_errors() {
+        let mut bytes = encode(&Sighting {
+            cgroup_id: 1,
+            item: Item::CapGranted(21),
+            phase: Phase::App,
+            boot_ns: 0,
+            pid: 1,
+            comm: String::new(),
+        });
+        bytes[..4].copy_from_slice(&99u32.to_ne_bytes());
+        assert_eq!(
+            decode(&bytes),
+            Err(DecodeError::Code(UnknownCode {
+                set: "event kind",
+                code: 99
+            }))
+        );
+        assert_eq!(Phase::try_from(consts::PHASE_APP), Ok(Phase::App));
+        for phase in [Phase::App, Phase::Runtime, Phase::RuntimeFiltered] {
+            assert_eq!(Phase::from_store_code(phase.store_code()), Some(phase));
+        }
+    }
 
     #[test]
     fn sightings_round_trip() {

@@ -1,8 +1,10 @@
 //! The kernel side as userspace sees it: load the programs, choose what this kernel supports,
 //! attach, and keep the per-cgroup state (track, untrack, reset each epoch).
 
+pub mod codes;
 mod config;
 pub mod event;
+pub mod events;
 pub mod probe;
 mod state;
 
@@ -43,14 +45,24 @@ pub enum KernelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("reading the events ring buffer: {0}")]
+    Events(libbpf_rs::Error),
     #[error("cgroup {id}: updating its kernel state: {source}")]
     State { id: u64, source: libbpf_rs::Error },
 }
 
-/// CTRACE_SLOTS in bpf/event.h: the slots array's size.
-pub const MAX_SLOTS: u32 = 4096;
-/// TASK_CACHE_CPUS in bpf/task_cache.h.
-const TASK_CACHE_CPUS: usize = 1024;
+/// The slots array's size (`CTRACE_SLOTS`).
+pub const MAX_SLOTS: u32 = codes::consts::SLOTS;
+/// Entries of the placement cache (`TASK_CACHE_CPUS` in bpf/task_cache.h).
+const TASK_CACHE_CPUS: usize = codes::consts::TASK_CACHE_CPUS as usize;
+
+/// The skeleton's arrays (from BTF) have the header's sizes: a mismatch fails the build.
+const _: () = {
+    let _: fn(&skel::types::bss) -> &[skel::types::ctrace_slot; MAX_SLOTS as usize] =
+        |bss| &bss.slots;
+    let _: fn(&skel::types::bss) -> &[skel::types::task_cache_entry; TASK_CACHE_CPUS] =
+        |bss| &bss.task_cache;
+};
 
 pub struct Kernel {
     skel: CtraceSkel<'static>,
@@ -288,7 +300,8 @@ impl Kernel {
         self.cgroup_storage
     }
 
-    pub fn events_map(&self) -> &libbpf_rs::Map<'static> {
+    /// Read only through `events::EventReader`.
+    pub(super) fn events_map(&self) -> &libbpf_rs::Map<'static> {
         &self.skel.maps.events
     }
 

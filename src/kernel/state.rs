@@ -16,8 +16,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use super::skel::types;
 use super::{Kernel, KernelError};
 
-/// CTRACE_PHASE_APP in bpf/event.h.
-const PHASE_APP: u32 = 2;
+use super::codes::consts::PHASE_APP;
 
 /// A cgroup's directory, held open (local storage is keyed by its descriptor), and its id
 /// (the directory's inode number, what `bpf_get_current_cgroup_id()` returns).

@@ -44,8 +44,9 @@ pub enum ToWriter {
     },
     /// Kernel counters, for the store's `meta` table.
     RingbufMisses(u64),
-    /// Another counter, stored under `key` in the `meta` table: `claim_failures`, and the
-    /// occupancy (`tracked_cgroups`, `slots_in_use`, `registry_containers`).
+    /// Another counter, stored under `key` in the `meta` table: `claim_failures`,
+    /// `decode_errors`, and the occupancy (`tracked_cgroups`, `slots_in_use`,
+    /// `registry_containers`).
     KernelCounter {
         key: &'static str,
         value: u64,

@@ -1,17 +1,19 @@
-//! The reader thread: owns the kernel programs, polls the ring buffer, decodes with `plain`,
-//! and forwards; it also applies the control requests that change kernel state.
+//! The daemon's reader thread: owns the kernel programs, reads their events (through
+//! `kernel::events::EventReader`, as `requirements` does) and forwards them to the writer;
+//! it also applies the control requests that change kernel state.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use libbpf_rs::RingBufferBuilder;
 
-use crate::kernel::event::{self, Event, NewCgroup, PhaseChange};
+use crate::kernel::event::{Event, NewCgroup, PhaseChange};
+use crate::kernel::events::EventReader;
 use crate::kernel::{CapSource, CgroupHandle, Kernel, KernelConfig, KernelError, SyscallLinks};
 use crate::pipeline::{ControlReceiver, ToReader, ToWriter};
 
@@ -31,8 +33,8 @@ pub struct ReaderConfig {
     pub kernel: KernelConfig,
     /// Where the cgroup2 hierarchy is mounted (paths in events are relative to it).
     pub cgroup_root: PathBuf,
-    /// Keep the syscall program attached even with nothing tracked (`--runc`,
-    /// `requirements`): a new container's runtime set-up is then seen from its first call.
+    /// Keep the syscall program attached even with nothing tracked (`--runc`): a new
+    /// container's runtime set-up is then seen from its first call.
     pub always_attached: bool,
 }
 
@@ -109,35 +111,31 @@ struct Reader<'k> {
 impl Reader<'_> {
     fn run(&mut self, control: &ControlReceiver) {
         let fresh: Rc<RefCell<Vec<NewCgroup>>> = Rc::default();
-        let mut builder = RingBufferBuilder::new();
         let to_writer = self.to_writer.clone();
         let fresh_in_cb = Rc::clone(&fresh);
         let debug = self.debug;
-        let added = builder
-            .add(self.kernel.events_map(), move |data: &[u8]| {
-                match event::decode(data) {
-                    Ok(Event::Sighting(s)) => {
-                        // Blocks when the writer lags: back-pressure, never a drop.
-                        if to_writer.send(ToWriter::Sighting(s)).is_err() {
-                            return -1;
-                        }
+        let events = EventReader::new(self.kernel, move |event| {
+            match event {
+                // Blocks when the writer lags: back-pressure, never a drop.
+                Event::Sighting(s) => {
+                    if to_writer.send(ToWriter::Sighting(s)).is_err() {
+                        return ControlFlow::Break(());
                     }
-                    Ok(Event::NewCgroup(c)) => {
-                        fresh_in_cb.borrow_mut().push(c.clone());
-                        if to_writer.send(ToWriter::NewCgroup(c)).is_err() {
-                            return -1;
-                        }
-                    }
-                    Ok(Event::Phase(change)) => log_phase(debug, &change),
-                    Err(e) => tracing::info!("skipping a ring buffer record: {e}"),
                 }
-                0
-            })
-            .map(|_| ());
-        let ring = match added.and_then(|()| builder.build()) {
+                Event::NewCgroup(c) => {
+                    fresh_in_cb.borrow_mut().push(c.clone());
+                    if to_writer.send(ToWriter::NewCgroup(c)).is_err() {
+                        return ControlFlow::Break(());
+                    }
+                }
+                Event::Phase(change) => log_phase(debug, &change),
+            }
+            ControlFlow::Continue(())
+        });
+        let mut events = match events {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!("opening the ring buffer: {e}");
+                tracing::error!("{e}");
                 return;
             }
         };
@@ -146,12 +144,12 @@ impl Reader<'_> {
         occupancy.report(self, false);
         let mut last_report = Instant::now();
         loop {
-            if let Err(e) = wait_for_work(&ring, control) {
+            if let Err(e) = events.wait(Some(control.wake_fd()), POLL_TIMEOUT) {
                 tracing::error!("polling the ring buffer: {e}");
                 break;
             }
-            if let Err(e) = ring.consume() {
-                tracing::error!("reading the ring buffer: {e}");
+            if let Err(e) = events.consume() {
+                tracing::error!("{e}");
                 break;
             }
             for cgroup in fresh.borrow_mut().drain(..) {
@@ -164,7 +162,7 @@ impl Reader<'_> {
             }
             if stop {
                 // Drain what the kernel already submitted before ending.
-                let _ = ring.consume();
+                let _ = events.consume();
                 for cgroup in fresh.borrow_mut().drain(..) {
                     let _ = self.new_cgroups.send(cgroup);
                 }
@@ -172,11 +170,12 @@ impl Reader<'_> {
             }
             if last_report.elapsed() >= MISS_REPORT_EVERY {
                 last_report = Instant::now();
-                reported.check(self.kernel, &self.to_writer);
+                reported.check(self.kernel, &mut events, &self.to_writer);
                 occupancy.report(self, false);
             }
         }
         occupancy.report(self, true);
+        reported.check(self.kernel, &mut events, &self.to_writer);
         let _ = self
             .to_writer
             .send(ToWriter::RingbufMisses(self.kernel.ringbuf_misses()));
@@ -256,6 +255,8 @@ impl Reader<'_> {
 
 /// `meta` key of the kernel's count of cgroups given no state (bpf/state.h).
 const CLAIM_FAILURES: &str = "claim_failures";
+/// `meta` key of the count of ring-buffer records that did not decode (kernel/events.rs).
+const DECODE_ERRORS: &str = "decode_errors";
 
 /// `meta` keys of the reader's occupancy: cgroups held, with state; syscalls attached (1/0).
 const TRACKED_CGROUPS: &str = "tracked_cgroups";
@@ -299,7 +300,18 @@ struct Reported {
 }
 
 impl Reported {
-    fn check(&mut self, kernel: &Kernel, to_writer: &Sender<ToWriter>) {
+    fn check(
+        &mut self,
+        kernel: &Kernel,
+        events: &mut EventReader<'_>,
+        to_writer: &Sender<ToWriter>,
+    ) {
+        if let Some(count) = events.report_decode_errors() {
+            let _ = to_writer.send(ToWriter::KernelCounter {
+                key: DECODE_ERRORS,
+                value: count,
+            });
+        }
         let misses = kernel.ringbuf_misses();
         if misses != self.ringbuf_misses {
             tracing::warn!(
@@ -338,35 +350,6 @@ fn container_of(path: &Path) -> String {
     } else {
         leaf.into_owned()
     }
-}
-
-/// Sleeps until the ring buffer has records, a control request is queued, or the time-out.
-fn wait_for_work(
-    ring: &libbpf_rs::RingBuffer<'_>,
-    control: &ControlReceiver,
-) -> std::io::Result<()> {
-    let mut fds = [
-        libc::pollfd {
-            fd: ring.epoll_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: control.wake_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let timeout = i32::try_from(POLL_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: `fds` is a live array of two pollfd structs, and its length is passed with it.
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-    if ready < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    Ok(())
 }
 
 /// Phase events explain a recording: every one with --debug (which sets the log level).

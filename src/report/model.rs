@@ -9,7 +9,7 @@ use rusqlite::{params, Connection};
 
 use crate::cli::Selection;
 use crate::commands::diff::{diff, SectionDiff};
-use crate::commands::options::stored_baseline;
+use crate::store::baseline::stored_baseline;
 use crate::profile::SeccompProfile;
 use crate::store::materialize::materialize;
 use crate::store::select::{

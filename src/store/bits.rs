@@ -7,8 +7,13 @@ use crate::abi::Abi;
 use crate::kernel::event::Item;
 use crate::names;
 
-/// Words per set: syscall numbers of every ABI stay below 512 (bpf/event.h).
-pub const WORDS: usize = 8;
+/// Words per set: syscall numbers of every ABI stay below 512 (`CTRACE_SYSCALL_WORDS`).
+pub const WORDS: usize = crate::kernel::codes::consts::SYSCALL_WORDS as usize;
+/// The store's schema has one column per word (`WORD_COLUMNS`).
+const _: () = assert!(
+    WORDS == 8,
+    "the kernel's bitmap size changed: migrate `runs`"
+);
 
 /// The columns of a set in `runs`, in order.
 pub const WORD_COLUMNS: &str = "w0, w1, w2, w3, w4, w5, w6, w7";

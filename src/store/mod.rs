@@ -2,6 +2,7 @@
 //! `PRAGMA user_version`), WAL journal so readers never block the writer. What containers use
 //! is stored as sets (`bits`, `record`) and read back as Tracefiles (`materialize`, `select`).
 
+pub mod baseline;
 pub mod bits;
 pub mod containers;
 pub mod lock;

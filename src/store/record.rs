@@ -15,27 +15,21 @@ use rusqlite::{params, Transaction};
 
 use super::bits::{self, Bits, Class, WORDS};
 use crate::abi::Abi;
+use crate::kernel::codes::consts::PHASE_COUNT;
 use crate::kernel::event::{Phase, Sighting};
 
-const PHASES: usize = 3;
+const PHASES: usize = PHASE_COUNT as usize;
 const GROUPS: usize = Class::COUNT * PHASES;
 /// Epochs a run may miss and still be extended (the gap rule of per-item intervals).
 const MAX_GAP_SLOTS: i64 = 2;
 
+/// A group's place among its class's: the phase's store code.
 fn phase_index(p: Phase) -> usize {
-    match p {
-        Phase::App => 0,
-        Phase::Runtime => 1,
-        Phase::RuntimeFiltered => 2,
-    }
+    p.store_code() as usize
 }
 
 fn phase_from_code(code: i64) -> Phase {
-    match code {
-        1 => Phase::Runtime,
-        2 => Phase::RuntimeFiltered,
-        _ => Phase::App,
-    }
+    Phase::from_store_code(code).unwrap_or(Phase::App)
 }
 
 /// A stored run that the next slots may extend.

@@ -27,6 +27,7 @@
 //! daemon learns the answers by probing the container's profile (`src/refusals`).
 
 pub mod collect;
+mod error;
 pub mod label;
 pub mod parse;
 

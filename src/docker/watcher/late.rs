@@ -65,7 +65,7 @@ impl Watcher {
     /// A container died: a traced one stops; a labelled one not identified yet is stopped
     /// as soon as it is.
     pub(super) fn container_died(&mut self, id: String, at_ms: i64) {
-        if let Some(container) = self.registry.by_container_id(&id) {
+        if let Some(container) = self.registry.by_container_id(&id).cloned() {
             self.stop_tracing(&container, at_ms);
         } else if self.labelled.contains(&id) {
             self.late.died.insert(id, at_ms);
@@ -99,7 +99,7 @@ impl Watcher {
         }
     }
 
-    fn stop_tracing(&self, container: &Container, at_ms: i64) {
+    fn stop_tracing(&mut self, container: &Container, at_ms: i64) {
         let _ = self.to_writer.send(ToWriter::Stopped {
             cgroup_id: container.cgroup_id,
             at_ms,
@@ -129,7 +129,6 @@ mod tests {
 
     use super::*;
     use crate::pipeline::control_channel;
-    use crate::registry::Registry;
     use crate::tracefile::label::TracefilePattern;
 
     #[test]
@@ -145,10 +144,9 @@ mod tests {
 
     #[test]
     fn a_container_that_died_before_it_was_identified_is_stopped_once_it_is() {
-        let registry = Arc::new(Registry::default());
         let (to_writer, from_watcher) = crossbeam_channel::unbounded();
         let (to_reader, control) = control_channel().unwrap();
-        let mut watcher = Watcher::new(Arc::clone(&registry), to_writer, to_reader, "/".into());
+        let mut watcher = Watcher::new(to_writer, to_reader, "/".into());
         let id = "ab".repeat(32);
         watcher.labelled.insert(id.clone());
         watcher.container_died(id.clone(), 1234);
@@ -161,10 +159,9 @@ mod tests {
             pattern: TracefilePattern::parse("short").unwrap(),
             labels: HashMap::new(),
             cgroup_id: 77,
-            predates_daemon: false,
             seccomp: None,
         });
-        registry.insert(Arc::clone(&container));
+        watcher.registry.insert(Arc::clone(&container));
         watcher.identified(container);
         assert!(matches!(from_watcher.try_recv(), Ok(ToWriter::Resolved(_))));
         assert!(matches!(
@@ -178,7 +175,7 @@ mod tests {
             control.rx.try_recv(),
             Ok(ToReader::Untrack { cgroup_id: 77 })
         ));
-        assert!(registry.is_empty());
+        assert!(watcher.registry.is_empty());
         assert!(watcher.late.died.is_empty());
     }
 }
