@@ -9,8 +9,8 @@ use rusqlite::{params, Connection};
 
 use crate::cli::Selection;
 use crate::commands::diff::{diff, SectionDiff};
-use crate::store::baseline::stored_baseline;
 use crate::profile::SeccompProfile;
+use crate::store::baseline::stored_baseline;
 use crate::store::materialize::materialize;
 use crate::store::select::{
     select_containers, select_denied, select_parts, select_scoped, select_sightings, Scope,
