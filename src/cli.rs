@@ -273,9 +273,10 @@ side!(SideB, "b");
 
 #[derive(Debug, Args)]
 pub struct RequirementsArgs {
-    /// Path of the requirements Tracefile.
+    /// Also write the requirements Tracefile here (else it is printed on stdout). Either way
+    /// it is cached in the store, where `options` finds it.
     #[arg(long, short)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Store that caches the baseline per Docker engine version.
     #[arg(long, env = ENV_DB, default_value = DEFAULT_DB)]
     pub db: PathBuf,

@@ -16,6 +16,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
+use indicatif::ProgressBar;
 
 use crate::abi::Abi;
 use crate::kernel::codes::consts::PHASE_COUNT;
@@ -134,9 +135,19 @@ async fn remove(docker: &Docker, id: &str) -> anyhow::Result<()> {
         .with_context(|| format!("removing container {id}"))
 }
 
+/// How many no-op containers a recording starts (more if some must be replaced).
+pub fn containers() -> usize {
+    ROUNDS.iter().sum()
+}
+
 /// Records the baseline with the kernel programs (root). The kernel state lives on this
-/// thread; the Docker calls run on a current-thread runtime beside it.
-pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Tracefile> {
+/// thread; the Docker calls run on a current-thread runtime beside it. `progress` advances
+/// by one per container recorded.
+pub fn record(
+    docker: &Docker,
+    runtime: &tokio::runtime::Runtime,
+    progress: &ProgressBar,
+) -> anyhow::Result<Tracefile> {
     let kernel = Kernel::load(KernelConfig::default())?;
     let _syscalls = kernel.attach_syscalls()?;
     let seen: Rc<RefCell<Vec<Event>>> = Rc::default();
@@ -166,8 +177,11 @@ pub fn record(docker: &Docker, runtime: &tokio::runtime::Runtime) -> anyhow::Res
         for id in &ids {
             let calls = match filtered_calls(&events, id) {
                 Ok(calls) => calls,
-                Err(incomplete) => retry(docker, runtime, &take, &mut events, incomplete)?,
+                Err(incomplete) => {
+                    retry(docker, runtime, &take, &mut events, incomplete, progress)?
+                }
             };
+            progress.inc(1);
             for (abi, name) in calls {
                 baseline.add_syscall(abi, name);
             }
@@ -195,13 +209,17 @@ fn retry(
     take: &dyn Fn() -> anyhow::Result<Vec<Event>>,
     events: &mut Vec<Event>,
     first: Incomplete,
+    progress: &ProgressBar,
 ) -> anyhow::Result<BTreeSet<(Abi, &'static str)>> {
     let mut seen = vec![first];
     for _ in 0..RETRIES {
-        tracing::warn!(
-            "{}; starting another no-op container",
-            seen.last().map(ToString::to_string).unwrap_or_default()
-        );
+        progress.suspend(|| {
+            tracing::warn!(
+                "{}; starting another no-op container",
+                seen.last().map(ToString::to_string).unwrap_or_default()
+            )
+        });
+        progress.inc_length(1);
         let id = runtime.block_on(run_once(docker))?;
         events.extend(take()?);
         match filtered_calls(events, &id) {

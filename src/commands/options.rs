@@ -25,7 +25,7 @@ fn no_baseline(db: &Path, why: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "no runtime baseline: {why}. Without it the profile would block the runtime's own \
          set-up and containers would fail to start. Record it with `ctrace requirements \
-         --output FILE --db {}` (root, dockerd running) and retry, or pass `--requirements \
+         --db {}` (root, dockerd running) and retry, or pass `--requirements \
          FILE`, or `--no-requirements` to leave it out",
         db.display()
     )

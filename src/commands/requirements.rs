@@ -1,9 +1,12 @@
 //! `ctrace requirements`: the runtime baseline as a Tracefile, cached in the store per
 //! Docker engine version (a new engine version records it again).
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::RequirementsArgs;
 use crate::docker::watcher;
@@ -40,12 +43,17 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
         _ => {
             probe::check_prerequisites()?;
             tracing::info!("recording the runtime baseline of Docker {version}");
-            let mut baseline: Tracefile = requirements::record(&docker, &runtime)?;
+            // The probe counts as one step.
+            let progress = progress_bar(requirements::containers() as u64 + 1);
+            progress.set_message("no-op containers");
+            let mut baseline: Tracefile = requirements::record(&docker, &runtime, &progress)?;
             // What the engine's default profile (the no-op containers') answers for the
             // calls it refuses: every profile made with this baseline answers them the same.
+            progress.set_message("errno probe of the default profile");
             let refusals = runtime
                 .block_on(run_probe(&docker, &ProbeTarget::default()))
                 .context("probing the engine's default seccomp profile")?;
+            progress.finish_and_clear();
             for (name, errno) in refusals.by_name() {
                 baseline.add_errno(&name, errno);
             }
@@ -59,7 +67,24 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             text
         }
     };
-    crate::atomic_write::write_atomically(&args.output, text.as_bytes())?;
-    println!("{}", args.output.display());
+    match &args.output {
+        Some(output) => {
+            crate::atomic_write::write_atomically(output, text.as_bytes())?;
+            println!("{}", output.display());
+        }
+        None => std::io::stdout().write_all(text.as_bytes())?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A bar on stderr when it is a terminal; hidden otherwise (logs, CI, pipes).
+fn progress_bar(steps: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} recording the runtime baseline [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
