@@ -10,6 +10,8 @@ mod header_consts;
 const BPF_SRC: &str = "bpf/ctrace.bpf.c";
 /// The errno probe (src/refusals): a static program embedded in ctrace, run in a container.
 const ERRNO_PROBE_SRC: &str = "src/refusals/errno_probe.c";
+/// The runtime baseline's workload (src/requirements.rs): exit(0), nothing else.
+const NOOP_SRC: &str = "src/requirements/noop.S";
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
@@ -36,8 +38,37 @@ fn main() {
     // Migrations are embedded with include_str!; rebuild when one is added or changed.
     println!("cargo:rerun-if-changed=migrations");
     build_errno_probe(&out);
+    build_noop(&out);
     // Codes and sizes shared with the programs, as Rust constants (src/kernel/codes.rs).
     header_consts::generate(&["bpf/event.h", "bpf/task_cache.h"], &out);
+}
+
+/// `$CC -nostdlib -static -s` (no libc, one section, no page padding) → `$OUT_DIR/noop`.
+fn build_noop(out: &Path) {
+    println!("cargo:rerun-if-changed={NOOP_SRC}");
+    let cc = env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let output = Command::new(&cc)
+        .args([
+            "-nostdlib",
+            "-static",
+            "-s",
+            "-Wl,--build-id=none",
+            "-Wl,-n",
+            "-o",
+        ])
+        .arg(out.join("noop"))
+        .arg(NOOP_SRC)
+        .output();
+    let cc = cc.to_string_lossy();
+    match output {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "building {NOOP_SRC} with `{cc}` failed ({}):\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("building {NOOP_SRC}: cannot run the C compiler `{cc}` ({e}); set CC"),
+    }
 }
 
 /// `$CC -static -O2 -pthread` (CC defaults to `cc`) → `$OUT_DIR/errno_probe`.

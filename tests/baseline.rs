@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 
-use common::{docker, root_env, run_container, unique, Daemon, IMAGE};
+use common::{ctrace, docker, path, root_env, run_container, unique, Daemon, IMAGE};
 
 const RECORDINGS: usize = 20;
 const STARTS: usize = 48;
@@ -39,17 +38,6 @@ impl Drop for CpuHog {
             let _ = child.wait();
         }
     }
-}
-
-fn ctrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ctrace"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -5,87 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use common::{root_env, section, unique, Daemon};
-
-/// A dockerd of this test's own; stopped (SIGTERM, by PID) when dropped.
-struct OwnDockerd {
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnDockerd {
-    fn socket(dir: &Path) -> PathBuf {
-        dir.join("docker.sock")
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", Self::socket(&self.dir).display())
-    }
-
-    fn start(dir: &Path) -> OwnDockerd {
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .arg("--host")
-            .arg(format!("unix://{}", Self::socket(dir).display()))
-            .arg("--data-root")
-            .arg(dir.join("root"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting a second dockerd (is docker.io installed?)");
-        let own = OwnDockerd {
-            dir: dir.to_path_buf(),
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !own
-            .docker(&["info", "--format", "{{.ServerVersion}}"])
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the test's dockerd did not answer within 60 s:\n{}",
-                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        own
-    }
-
-    fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker")
-            .arg("--host")
-            .arg(self.host())
-            .args(args)
-            .output()
-            .expect("running the docker client")
-    }
-
-    /// SIGTERM to the dockerd this test started, then wait for it to exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnDockerd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use common::{root_env, section, unique, Daemon, OwnDockerd};
 
 fn run_traced(dockerd: &OwnDockerd, name: &str, script: &str) {
     let host = dockerd.host();

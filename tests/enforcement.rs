@@ -5,23 +5,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::enforce::{baseline, options, run_restricted};
 use common::{docker, root_env, run_container, section, unique, Daemon, IMAGE};
 
 const WORKLOAD: &str =
     "echo hello && ls / && chown 0:0 /tmp && cat /etc/hostname >/dev/null && echo done";
-
-fn ctrace(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ctrace"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Traces `cmd` in `image`; returns the Tracefile's path.
 fn trace(daemon: &Daemon, image: &str, cmd: &[&str], expect: &str) -> PathBuf {
@@ -29,56 +18,6 @@ fn trace(daemon: &Daemon, image: &str, cmd: &[&str], expect: &str) -> PathBuf {
     run_container(Some(&name), image, cmd);
     daemon.wait_tracefile_settled(&name, |t| t.contains(expect));
     daemon.data().join(name)
-}
-
-fn baseline(daemon: &Daemon) -> PathBuf {
-    let out = daemon.dir.path().join("requirements");
-    let run = ctrace(&[
-        "requirements",
-        "--db",
-        path(&daemon.db()),
-        "--output",
-        path(&out),
-    ]);
-    assert!(
-        run.status.success(),
-        "requirements: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
-}
-
-/// `ctrace options` → the `docker run` options it printed.
-fn options(tracefile: &Path, requirements: &Path, profile: &Path) -> Vec<String> {
-    let run = ctrace(&[
-        "options",
-        "--output",
-        path(profile),
-        "--requirements",
-        path(requirements),
-        path(tracefile),
-    ]);
-    assert!(
-        run.status.success(),
-        "options: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let printed = String::from_utf8_lossy(&run.stdout).trim().to_string();
-    assert!(printed.starts_with("--cap-drop=ALL"), "{printed}");
-    assert!(
-        printed.contains(&format!("--security-opt seccomp={}", profile.display())),
-        "{printed}"
-    );
-    // `--security-opt seccomp=FILE` is two words for docker's argv.
-    printed.split_whitespace().map(str::to_string).collect()
-}
-
-fn run_restricted(opts: &[String], image: &str, cmd: &[&str]) -> std::process::Output {
-    let mut args: Vec<&str> = vec!["run", "--rm", "--network", "none"];
-    args.extend(opts.iter().map(String::as_str));
-    args.push(image);
-    args.extend(cmd);
-    docker(&args)
 }
 
 fn allowed_names(profile: &Path) -> (BTreeSet<String>, Vec<String>) {

@@ -6,9 +6,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
+use common::enforce::{baseline, options, run_restricted};
 use common::programs::{self, THREADS_BIN, WORKLOAD_IN_IMAGE};
 use common::{docker, root_env, run_container, section, unique, Daemon};
 
@@ -17,53 +18,8 @@ const PYTHON_IMAGE: &str = "ctrace-test/python";
 /// Traced runs of a program, into one Tracefile.
 const TRACED_RUNS: usize = 3;
 
-fn ctrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ctrace"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `ctrace requirements`: the runtime baseline, recorded from the daemon's store.
-fn baseline(daemon: &Daemon) -> PathBuf {
-    let out = daemon.dir.path().join("requirements");
-    let run = ctrace(&[
-        "requirements",
-        "--db",
-        path(&daemon.db()),
-        "--output",
-        path(&out),
-    ]);
-    assert!(run.status.success(), "requirements: {}", text(&run.stderr));
-    out
-}
-
-/// `ctrace options` → the `docker run` options it printed, split into docker's argv.
-fn options(tracefile: &Path, requirements: &Path, profile: &Path) -> Vec<String> {
-    let run = ctrace(&[
-        "options",
-        "--output",
-        path(profile),
-        "--requirements",
-        path(requirements),
-        path(tracefile),
-    ]);
-    assert!(run.status.success(), "options: {}", text(&run.stderr));
-    let printed = text(&run.stdout).trim().to_string();
-    assert!(printed.starts_with("--cap-drop=ALL"), "{printed}");
-    assert!(
-        printed.contains(&format!("--security-opt seccomp={}", profile.display())),
-        "{printed}"
-    );
-    printed.split_whitespace().map(str::to_string).collect()
 }
 
 /// The names the profile allows. Every rule either allows its names or answers them with a
@@ -95,14 +51,6 @@ fn errno_of(profile: &Path, name: &str) -> Option<u64> {
 
 fn run_free(image: &str, cmd: &[&str]) -> Output {
     let mut args = vec!["run", "--rm", "--network", "none", image];
-    args.extend(cmd);
-    docker(&args)
-}
-
-fn run_restricted(opts: &[String], image: &str, cmd: &[&str]) -> Output {
-    let mut args: Vec<&str> = vec!["run", "--rm", "--network", "none"];
-    args.extend(opts.iter().map(String::as_str));
-    args.push(image);
     args.extend(cmd);
     docker(&args)
 }

@@ -6,45 +6,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{root_env, run_container, unique, Daemon};
+use common::{block_on, ctrace_ok, measure, path, root_env, run_container, unique, Daemon};
 use ctrace::abi::Abi;
 use ctrace::names::syscall_name;
-use ctrace::refusals::{probe, run_probe, ProbeTarget, Refusals, PROBED_NUMBERS};
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-fn measure(target: &ProbeTarget) -> Refusals {
-    block_on(async {
-        let docker = ctrace::docker::watcher::connect().await.unwrap();
-        run_probe(&docker, target).await
-    })
-    .unwrap_or_else(|e| panic!("probe of {}: {e}", target.key()))
-}
-
-fn ctrace(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ctrace"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ctrace {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use ctrace::refusals::{probe, ProbeTarget, PROBED_NUMBERS};
 
 #[test]
 fn a_generated_profile_answers_every_refused_call_as_the_traced_profile_did() {
@@ -61,7 +26,7 @@ fn a_generated_profile_answers_every_refused_call_as_the_traced_profile_did() {
         t.lines().any(|l| l == "clone3 ENOSYS") && t.lines().any(|l| l == "exit_group")
     });
     let requirements = daemon.dir.path().join("requirements");
-    ctrace(&[
+    ctrace_ok(&[
         "requirements",
         "--db",
         path(&daemon.db()),
@@ -69,7 +34,7 @@ fn a_generated_profile_answers_every_refused_call_as_the_traced_profile_did() {
         path(&requirements),
     ]);
     let profile = daemon.dir.path().join("profile.json");
-    ctrace(&[
+    ctrace_ok(&[
         "options",
         "--output",
         path(&profile),

@@ -10,25 +10,15 @@ use ctrace::names::syscall_number;
 use ctrace::refusals::{run_probe, ProbeTarget, Refusals};
 use serde_json::json;
 
+use common::block_on;
+
 const EPERM: u32 = 1;
 const ENOSYS: u32 = 38;
 const EOPNOTSUPP: u32 = 95;
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn probe(what: &str, target: &ProbeTarget) -> Refusals {
     let started = Instant::now();
-    let refusals = block_on(async {
-        let docker = ctrace::docker::watcher::connect().await.unwrap();
-        run_probe(&docker, target).await
-    })
-    .unwrap_or_else(|e| panic!("probe of {}: {e}", target.key()));
+    let refusals = common::measure(target);
     eprintln!("probe ({what}) took {:?}", started.elapsed());
     assert_no_probe_container_left();
     refusals

@@ -11,7 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{root_env, section, unique, Daemon};
+use common::{root_env, section, unique, Daemon, OwnDockerd};
 
 /// A `ctrace` process this test started: stdout lines on a channel, stderr in a file;
 /// SIGTERM (by PID) and reaped when dropped.
@@ -253,68 +253,6 @@ fn a_store_that_is_not_a_store_is_refused_and_left_unchanged() {
     }
 }
 
-/// A dockerd of this test's own; stopped (SIGTERM, by PID) when dropped.
-struct OwnDockerd {
-    child: Option<Child>,
-    host: String,
-}
-
-impl OwnDockerd {
-    fn start(dir: &Path, socket: &Path) -> OwnDockerd {
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let host = format!("unix://{}", socket.display());
-        let child = Command::new("dockerd")
-            .args(["--host", &host])
-            .arg("--data-root")
-            .arg(dir.join("root"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting a dockerd of the test's own (is docker.io installed?)");
-        let own = OwnDockerd {
-            child: Some(child),
-            host,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !Command::new("docker")
-            .args([
-                "--host",
-                &own.host,
-                "info",
-                "--format",
-                "{{.ServerVersion}}",
-            ])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the test's dockerd did not answer within 60 s:\n{}",
-                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        own
-    }
-}
-
-impl Drop for OwnDockerd {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn a_daemon_started_before_dockerd_waits_for_it_then_traces() {
     let Some(_env) = root_env() else { return };
@@ -340,17 +278,17 @@ fn a_daemon_started_before_dockerd_waits_for_it_then_traces() {
     assert_eq!(log.matches("waiting for Docker").count(), 1, "{log}");
     assert!(!log.contains("Docker unavailable"), "{log}");
 
-    let dockerd = OwnDockerd::start(dir.path(), &socket);
+    let dockerd = OwnDockerd::start(dir.path());
     daemon.wait_stdout("waiting for Docker events", Duration::from_secs(30));
     common::import_image_into(
-        Some(&dockerd.host),
+        Some(&dockerd.host()),
         common::IMAGE,
         &[(Path::new("/bin/busybox"), "bin/busybox")],
     );
     let name = unique("after-wait");
     let script = ["sh", "-c", "mkdir /a"];
     common::run_at(
-        Some(&dockerd.host),
+        Some(&dockerd.host()),
         None,
         Some(&name),
         common::IMAGE,

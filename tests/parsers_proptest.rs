@@ -1,48 +1,26 @@
 //! Property tests: the parsers of untrusted text never panic, and what they accept is what
-//! they promise. Tracefiles (arbitrary bytes, and valid files mutated line by line), label
-//! patterns and their expansion, store time selections, and the errno probe's output.
+//! they promise. Tracefiles (arbitrary bytes, and valid files mutated line by line) and the
+//! errno probe's output (tests/label_time_proptest.rs: label patterns and store times).
 //!
-//! 512 cases per property by default (8 times that for labels and times, which are cheap);
-//! `PROPTEST_CASES=N` sets another base count. Failures are not persisted to files: a failing
-//! case found here becomes a unit test next to its parser.
+//! 512 cases per property by default; `PROPTEST_CASES=N` sets another base count. Failures
+//! are not persisted to files: a failing case found here becomes a unit test next to its
+//! parser.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
-use chrono::{DateTime, FixedOffset, Utc};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence, Index};
-use proptest::test_runner::RngSeed;
 
+use common::properties::scaled_config;
 use ctrace::abi::Abi;
 use ctrace::names;
 use ctrace::refusals::{Refusals, PROBED_ABIS, PROBED_NUMBERS};
-use ctrace::store::select::parse_when;
-use ctrace::tracefile::label::TracefilePattern;
 use ctrace::tracefile::parse::{parse_bytes, parse_str};
 use ctrace::tracefile::Tracefile;
-
-/// `factor` times the case count, for properties that cost microseconds a case.
-fn scaled_config(factor: u32) -> ProptestConfig {
-    let cases: u32 = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
-    // CI runs one fixed sequence of cases (a run that passed passes again); elsewhere each run
-    // explores new ones, unless PROPTEST_RNG_SEED fixes them.
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .or_else(|| std::env::var_os("CI").map(|_| 0x0c7a_ce5e));
-    ProptestConfig {
-        cases: cases.saturating_mul(factor),
-        failure_persistence: None,
-        rng_seed: seed.map_or(RngSeed::Random, RngSeed::Fixed),
-        ..ProptestConfig::default()
-    }
-}
 
 fn path() -> &'static Path {
     Path::new("prop")
@@ -246,92 +224,6 @@ proptest! {
             // Whatever is accepted renders to a file that reads back the same.
             prop_assert_eq!(parse_str(&parsed.render(), path()).ok(), Some(parsed));
         }
-    }
-}
-
-// ---------------------------------------------------------------- labels
-
-#[rustfmt::skip]
-const MODIFIERS: &[&str] = &["", "-", "_", "0", "#", "^", ":", "::", ":::", ".", "3", ".6"];
-const SPEC_LETTERS: &str = "aAbBcCdDeFfgGhHIjklmMnpPqrRsStTuUvVwWxXyYzZ+%.:";
-
-/// Patterns of strftime items, most with one item between literals (a single unknown item
-/// makes the whole pattern invalid, and hides the others).
-fn strftime_like() -> impl Strategy<Value = String> {
-    let modifier = select(MODIFIERS);
-    let letters: Vec<char> = SPEC_LETTERS.chars().collect();
-    let spec = (modifier, select(letters)).prop_map(|(m, l)| format!("%{m}{l}"));
-    let piece = prop_oneof![
-        4 => spec.clone(),
-        2 => "[a-z0-9_-]{1,4}",
-        1 => select(vec!["/", "..", ".", "\0", " "]).prop_map(String::from),
-    ];
-    let one = ("[a-z]{1,3}", spec.clone(), "[a-z-]{0,3}").prop_map(|(a, s, b)| a + &s + &b);
-    prop_oneof![2 => one, 1 => vec(piece, 1..5).prop_map(|v| v.concat())]
-}
-
-fn assert_safe_relative(expanded: &str) -> Result<(), TestCaseError> {
-    let p = Path::new(expanded);
-    let safe = !expanded.contains('\0')
-        && p.is_relative()
-        && p.components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        && p.components().any(|c| matches!(c, Component::Normal(_)));
-    prop_assert!(safe, "unsafe expansion {expanded:?}");
-    Ok(())
-}
-
-fn check_label(value: &str, secs: i64, offset: i32) -> Result<(), TestCaseError> {
-    let Ok(pattern) = TracefilePattern::parse(value) else {
-        return Ok(());
-    };
-    let utc = DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or_default();
-    let local = utc.with_timezone(&FixedOffset::east_opt(offset).unwrap());
-    for expanded in [pattern.expand(&utc), pattern.expand(&local)]
-        .into_iter()
-        .flatten()
-    {
-        assert_safe_relative(&expanded)?;
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------- store times
-
-fn when() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        "[0-9]{1,25} ?(ns|us|ms|s|sec|m|min|h|d|w|M|y|years)( [0-9]{1,5}[a-z]{1,2})?",
-        "[0-9]{1,6}-[0-9]{1,3}-[0-9]{1,3}[T ][0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3})?(\\.[0-9]{0,12})?(Z|[+-][0-9]{2}:?[0-9]{2})?",
-        "[0-9 .:TZ+-]{0,30}",
-    ]
-}
-
-proptest! {
-    #![proptest_config(scaled_config(8))]
-
-    #[test]
-    fn label_arbitrary(value in any::<String>(), secs in -100_000_000_000i64..100_000_000_000,
-                       offset in -86_399i32..86_400) {
-        check_label(&value, secs, offset)?;
-    }
-
-    #[test]
-    fn label_strftime(value in strftime_like(), secs in -100_000_000_000i64..100_000_000_000,
-                      offset in -86_399i32..86_400) {
-        check_label(&value, secs, offset)?;
-    }
-
-    #[test]
-    fn store_time(value in when(), now_secs in 0u64..=(1u64 << 40)) {
-        let now = UNIX_EPOCH + Duration::from_secs(now_secs);
-        if let Ok(ms) = parse_when(&value, now) {
-            prop_assert!(ms >= 0);
-            if humantime::parse_duration(&value).is_ok() {
-                prop_assert!(u128::try_from(ms).unwrap() <= (now_secs as u128) * 1000);
-            }
-        }
-        let _ = parse_when(&value, SystemTime::now());
     }
 }
 

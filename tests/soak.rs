@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{root_env, run_container, section, unique, Daemon, IMAGE};
+use common::{has_call, root_env, run_container, section, unique, Daemon, IMAGE};
 
 /// The containers' script in the crash test; `cat` writes last.
 const SCRIPT: &str = "mkdir /s && echo s > /s/f && cat /s/f";
@@ -22,10 +22,6 @@ const QUIET: Duration = Duration::from_secs(15);
 /// How much the daemon's RSS may grow over the soak: allocator and SQLite page-cache slack,
 /// not per-container state (2,000 containers of a few KiB each would exceed it).
 const RSS_MARGIN_KIB: u64 = 10 * 1024;
-
-fn has_call(tracefile: &str, name: &str) -> bool {
-    tracefile.lines().any(|l| l == name)
-}
 
 fn ran_script(tracefile: &str) -> bool {
     has_call(tracefile, "mkdir") && has_call(tracefile, "write")

@@ -2,10 +2,14 @@
 //! refused with a clear message and exit 2, reading works, and the output formats (TSV with
 //! escapes, `--csv`, `--json`) are exact. Through the real binary, on a store built here.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tempfile::TempDir;
+
+use common::files_in;
 
 /// A store with one container (whose name needs escaping) and one first sighting.
 fn store() -> (TempDir, PathBuf) {
@@ -57,15 +61,6 @@ fn refused(db: &Path, query: &str, what: &str) {
     assert!(out.stdout.is_empty(), "{query}");
 }
 
-fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 fn user_version(db: &Path) -> String {
     ok(db, &[], "PRAGMA user_version")
 }
@@ -75,7 +70,7 @@ fn writes_are_refused() {
     let (dir, db) = store();
     // A reader of a WAL store leaves its -wal and -shm files (SQLite's): no more after it.
     user_version(&db);
-    let before = files(dir.path());
+    let before = files_in(dir.path());
     let bytes = std::fs::read(&db).unwrap();
     let copy = dir.path().join("copy.db");
     let other = dir.path().join("other.db");
@@ -149,7 +144,7 @@ fn writes_are_refused() {
         "DELETE from meta",
     );
     assert_eq!(
-        files(dir.path()),
+        files_in(dir.path()),
         before,
         "a refused statement created a file"
     );
