@@ -175,7 +175,11 @@ impl Reader<'_> {
             }
         }
         occupancy.report(self, true);
-        reported.check(self.kernel, &mut events, &self.to_writer);
+        events.report_decode_errors();
+        let _ = self.to_writer.send(ToWriter::KernelCounter {
+            key: DECODE_ERRORS,
+            value: events.decode_errors(),
+        });
         let _ = self
             .to_writer
             .send(ToWriter::RingbufMisses(self.kernel.ringbuf_misses()));
