@@ -121,13 +121,7 @@ pub fn run(args: OptionsArgs) -> anyhow::Result<ExitCode> {
         let mut selected = select_tracefile(&conn, &args.selection)
             .with_context(|| format!("selecting from store `{}`", db.display()))?;
         if selected.is_empty() {
-            bail!(
-                "the selection matches nothing recorded in store `{}` (check --since/--until and \
-                 the container filters; `ctrace sql --db {} \"SELECT * FROM container_summary\"` \
-                 lists what is there)",
-                db.display(),
-                db.display()
-            );
+            return Err(crate::store::select::matches_nothing(db));
         }
         let dropped = drop_unknown(&mut selected);
         if !dropped.is_empty() {

@@ -39,13 +39,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             !args.selection.containers.is_empty() || !args.selection.names.is_empty();
         model::add_store(&mut report, conn, db, &args.selection, by_container)?;
         if report.parts.is_empty() {
-            bail!(
-                "the selection matches nothing recorded in store `{}` (check --since/--until and \
-                 the container filters; `ctrace sql --db {} \"SELECT * FROM container_summary\"` \
-                 lists what is there)",
-                db.display(),
-                db.display()
-            );
+            return Err(crate::store::select::matches_nothing(db));
         }
     }
     let html = report::page(&report);

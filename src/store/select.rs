@@ -121,6 +121,16 @@ impl Filter {
 /// The syscalls and granted capabilities of the selected containers in the selected window.
 /// Numbers this build cannot name come out under placeholder names (`x86_64_syscall_999`), for
 /// the caller to report.
+/// The error of a selection that matches nothing: never an empty (deny-all) result.
+pub fn matches_nothing(db: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the selection matches nothing recorded in store `{0}` (check --since/--until and the \
+         container filters; `ctrace sql --db {0} \"SELECT * FROM container_summary\"` lists \
+         what is there)",
+        db.display()
+    )
+}
+
 pub fn select_tracefile(conn: &Connection, sel: &Selection) -> Result<Tracefile, SelectError> {
     select_scoped(conn, sel, Scope::All)
 }
