@@ -383,7 +383,10 @@ mod tests {
     #[test]
     fn the_default_setting_is_found_by_its_key() {
         let default = ProbeTarget::default().setting_key("20.10.24");
-        assert_eq!(ProbeTarget::default_setting_engine(&default), Some("20.10.24"));
+        assert_eq!(
+            ProbeTarget::default_setting_engine(&default),
+            Some("20.10.24")
+        );
         let other = target(&["no-new-privileges"], &[], &[], false).setting_key("20.10.24");
         assert_eq!(ProbeTarget::default_setting_engine(&other), None);
         let caps = target(&[], &["NET_ADMIN"], &[], false).setting_key("20.10.24");

@@ -101,10 +101,7 @@ impl Watcher {
             pattern,
             labels: d.labels.clone(),
             cgroup_id,
-            seccomp: d
-                .target
-                .as_ref()
-                .map(|t| t.setting_key(&self.engine)),
+            seccomp: d.target.as_ref().map(|t| t.setting_key(&self.engine)),
         });
         match (&d.target, &container.seccomp) {
             (Some(target), Some(key)) if self.probed.insert(key.clone()) => {
