@@ -156,6 +156,8 @@ impl Refusals {
     /// The syscall names of `abi` (`crate::names`) on whose numbers the filter neither
     /// answered an errno nor killed the thread: what the setting allows. Empty for an ABI
     /// killed or unsupported as a whole, and for one the probe does not measure (x32).
+    /// The numbers the probe exempts (x86_64 `uretprobe`, `uprobe`) count as allowed: since
+    /// Linux 6.13 seccomp lets them through unfiltered (errno_probe.c).
     pub fn allowed_names(&self, abi: Abi) -> BTreeSet<String> {
         if !PROBED_ABIS.contains(&abi) || self.killed.contains(&abi) {
             return BTreeSet::new();
