@@ -50,8 +50,10 @@ pub enum Command {
                       syscalls grouped by kind (file, network, process, memory, ...) and ABI, the \
                       capabilities granted and denied, and how many syscalls the profile `ctrace \
                       options` would make allows. Per label with strftime windows (app-%Y%m%d), \
-                      what changed between its newest two windows. ctrace keeps no copy of \
-                      Docker's default profile, so sizes are counted, not compared with it.",
+                      what changed between its newest two windows. Sizes are compared with \
+                      Docker's default profile as the errno probe measured it on this engine \
+                      (`ctrace requirements`, or the daemon tracing a container with default \
+                      settings), naming recorded calls the default would have refused.",
         after_help = "Examples:\n  ctrace report --output report.html\n  \
                       ctrace report --since 7d --label web --output web.html\n  \
                       ctrace report --output files.html data/web data/db"

@@ -31,6 +31,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if let (Some(conn), Some(db)) = (&conn, &db) {
         report.baseline = model::load_baseline(conn)
             .with_context(|| format!("reading the runtime baseline of `{}`", db.display()))?;
+        report.default_allowlist = model::load_default_allowlist(conn).with_context(|| {
+            format!("reading Docker's default allowlist from `{}`", db.display())
+        })?;
     }
     model::add_files(&mut report, &args.tracefiles)?;
     if let (Some(conn), Some(db)) = (&conn, &db) {

@@ -57,6 +57,12 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             for (name, errno) in refusals.by_name() {
                 baseline.add_errno(&name, errno);
             }
+            // Also what the default setting allows, for `ctrace report` (the key the daemon
+            // gives a container with default settings on this engine).
+            let key = ProbeTarget::default().setting_key(&version);
+            let (errnos, allowed) = (refusals.by_name(), refusals.allowed());
+            store::refusals::save(&conn, &key, &errnos, &allowed, store::now_ms())
+                .with_context(|| format!("storing the probe in `{}`", args.db.display()))?;
             // A recording is a sample; --refresh adds to what earlier ones saw.
             if let Some(earlier) = &cached {
                 let source = format!("{}[requirements, engine {version}]", args.db.display());

@@ -37,10 +37,12 @@ pub enum ToWriter {
         at_ms: i64,
     },
     /// What a seccomp setting (`containers.seccomp`) answers for the calls it refuses with
-    /// an errno other than EPERM, measured by the errno probe.
+    /// an errno other than EPERM, and the names it allows per ABI, measured by the errno
+    /// probe.
     Refusals {
         seccomp: String,
         errnos: std::collections::BTreeMap<String, u32>,
+        allowed: std::collections::BTreeMap<crate::abi::Abi, std::collections::BTreeSet<String>>,
     },
     /// Kernel counters, for the store's `meta` table.
     RingbufMisses(u64),

@@ -152,6 +152,37 @@ impl Refusals {
         }
         out
     }
+
+    /// The syscall names of `abi` (`crate::names`) on whose numbers the filter neither
+    /// answered an errno nor killed the thread: what the setting allows. Empty for an ABI
+    /// killed or unsupported as a whole, and for one the probe does not measure (x32).
+    /// The numbers the probe exempts (x86_64 `uretprobe`, `uprobe`) count as allowed: since
+    /// Linux 6.13 seccomp lets them through unfiltered (errno_probe.c).
+    pub fn allowed_names(&self, abi: Abi) -> BTreeSet<String> {
+        if !PROBED_ABIS.contains(&abi) || self.killed.contains(&abi) {
+            return BTreeSet::new();
+        }
+        let refused = self.errnos.get(&abi);
+        let killed = self.killed_calls.get(&abi);
+        names::syscalls(abi)
+            .into_iter()
+            .filter(|&(nr, _)| {
+                nr < PROBED_NUMBERS
+                    && !refused.is_some_and(|r| r.contains_key(&nr))
+                    && !killed.is_some_and(|k| k.contains(&nr))
+            })
+            .map(|(_, name)| name.to_string())
+            .collect()
+    }
+
+    /// [`Refusals::allowed_names`] of every probed ABI (killed ones with no names), as the
+    /// store keeps it (`refusals.allowed`).
+    pub fn allowed(&self) -> BTreeMap<Abi, BTreeSet<String>> {
+        PROBED_ABIS
+            .into_iter()
+            .map(|abi| (abi, self.allowed_names(abi)))
+            .collect()
+    }
 }
 
 fn merge(a: u32, b: u32) -> u32 {
@@ -257,6 +288,44 @@ mod tests {
             names,
             BTreeMap::from([("clone3".to_string(), 38), ("fchmodat2".to_string(), 38)])
         );
+    }
+
+    #[test]
+    fn allowed_names_are_the_named_numbers_neither_refused_nor_killed() {
+        let nr = |abi, name| names::syscall_number(abi, name).unwrap();
+        let text = format!(
+            "refused x86_64 {} 1\nkilled x86_64 {}\nrefused x86_64 500 38\ndone x86_64 512\n\
+             refused i386 {} 1\ndone i386 512\n",
+            nr(Abi::X86_64, "mount"),
+            nr(Abi::X86_64, "kexec_load"),
+            nr(Abi::I386, "getpid"),
+        );
+        let r = parse(&text).unwrap();
+        let x86_64 = r.allowed_names(Abi::X86_64);
+        assert!(x86_64.contains("getpid") && x86_64.contains("read"));
+        assert!(!x86_64.contains("mount") && !x86_64.contains("kexec_load"));
+        // 500 has no name: nothing else is missing.
+        assert_eq!(x86_64.len(), names::syscalls(Abi::X86_64).len() - 2);
+        let i386 = r.allowed_names(Abi::I386);
+        assert!(!i386.contains("getpid") && i386.contains("mount"));
+        assert_eq!(i386.len(), names::syscalls(Abi::I386).len() - 1);
+        assert!(r.allowed_names(Abi::X32).is_empty());
+        assert_eq!(
+            r.allowed().keys().copied().collect::<Vec<_>>(),
+            [Abi::X86_64, Abi::I386]
+        );
+    }
+
+    #[test]
+    fn a_killed_abi_allows_nothing() {
+        let r = parse("done x86_64 512\nkilled i386\n").unwrap();
+        assert!(r.allowed_names(Abi::I386).is_empty());
+        assert_eq!(
+            r.allowed_names(Abi::X86_64).len(),
+            names::syscalls(Abi::X86_64).len()
+        );
+        let r = parse("done x86_64 512\nunsupported i386\n").unwrap();
+        assert!(r.allowed()[&Abi::I386].is_empty());
     }
 
     #[test]

@@ -48,6 +48,19 @@ impl ProbeTarget {
         .to_string()
     }
 
+    /// The setting's key in the store (`containers.seccomp`, `refusals.seccomp`): the
+    /// engine's version (its default profile changes with it) and [`ProbeTarget::key`].
+    pub fn setting_key(&self, engine: &str) -> String {
+        format!("engine={engine} {}", self.key())
+    }
+
+    /// The engine version of a [`ProbeTarget::setting_key`], if `key` is the default
+    /// setting's (no security options, no capabilities added or dropped, not privileged).
+    pub fn default_setting_engine(key: &str) -> Option<&str> {
+        let (engine, target) = key.strip_prefix("engine=")?.split_once(' ')?;
+        (target == ProbeTarget::default().key()).then_some(engine)
+    }
+
     /// No seccomp filter at all: privileged, or `seccomp=unconfined` (`seccomp:unconfined`).
     pub fn is_unconfined(&self) -> bool {
         self.privileged
@@ -365,6 +378,20 @@ mod tests {
         let mut d = a.clone();
         d.cap_drop = vec!["ALL".into()];
         assert_ne!(a.key(), d.key());
+    }
+
+    #[test]
+    fn the_default_setting_is_found_by_its_key() {
+        let default = ProbeTarget::default().setting_key("20.10.24");
+        assert_eq!(
+            ProbeTarget::default_setting_engine(&default),
+            Some("20.10.24")
+        );
+        let other = target(&["no-new-privileges"], &[], &[], false).setting_key("20.10.24");
+        assert_eq!(ProbeTarget::default_setting_engine(&other), None);
+        let caps = target(&[], &["NET_ADMIN"], &[], false).setting_key("20.10.24");
+        assert_eq!(ProbeTarget::default_setting_engine(&caps), None);
+        assert_eq!(ProbeTarget::default_setting_engine("default"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! from the store or a file HTML-escaped: container names, images and labels are chosen by
 //! whoever starts containers.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::model::{Report, WindowChange};
@@ -98,7 +99,11 @@ pub fn page(report: &Report) -> String {
         out.push_str("<section><p>Nothing recorded matches this selection.</p></section>");
     }
     for part in &report.parts {
-        out.push_str(&parts::part(part, report.baseline.as_ref()));
+        out.push_str(&parts::part(
+            part,
+            report.baseline.as_ref(),
+            report.default_allowlist.as_ref(),
+        ));
     }
     out.push_str(&windows(&report.windows));
     out.push_str("</main></body></html>\n");
@@ -122,13 +127,48 @@ fn about(report: &Report) -> String {
                 .to_string()
         }
     };
-    format!(
-        "<section><h2>About the numbers</h2><p>{baseline}</p><p>Docker's default seccomp \
-         profile: ctrace keeps no copy of its allowlist (the errno probe stores only the calls it \
-         answers with another errno than EPERM), so this report does not compare against it. \
-         Sizes are given against the {} system calls of the x86_64 table instead.</p></section>",
-        crate::names::syscalls(crate::abi::Abi::X86_64).len()
-    )
+    let x86_64 = crate::names::syscalls(crate::abi::Abi::X86_64).len();
+    let default = match &report.default_allowlist {
+        Some(d) => {
+            let refused: BTreeSet<String> = crate::names::syscalls(crate::abi::Abi::X86_64)
+                .into_iter()
+                .map(|(_, name)| name.to_string())
+                .filter(|name| {
+                    !d.allowed
+                        .get(&crate::abi::Abi::X86_64)
+                        .is_some_and(|a| a.contains(name))
+                })
+                .collect();
+            let per_abi: Vec<String> = d
+                .allowed
+                .iter()
+                .map(|(abi, names)| format!("{} {abi}", names.len()))
+                .collect();
+            format!(
+                "<p>Docker's default seccomp profile (engine {}, measured by the errno probe on \
+                 {}) allows {} syscall names; each part's profile size is compared with its {} \
+                 x86_64 names. It refuses (or kills) the other {} of the {x86_64} x86_64 \
+                 names:</p><details><summary>refused by Docker's default</summary><p>{}</p>\
+                 </details>",
+                esc(&d.engine_version),
+                esc(&time_text(d.probed_at)),
+                per_abi.join(" and "),
+                parts::default_size(d),
+                refused.len(),
+                refused
+                    .iter()
+                    .map(|n| format!("<span class=\"chip k-priv\">{}</span>", esc(n)))
+                    .collect::<String>(),
+            )
+        }
+        None => format!(
+            "<p>Docker's default seccomp profile has not been measured in this store \
+             (<code>ctrace requirements</code> measures it, as does the daemon when it traces a \
+             container with default settings), so sizes are given against the {x86_64} system \
+             calls of the x86_64 table only.</p>"
+        ),
+    };
+    format!("<section><h2>About the numbers</h2><p>{baseline}</p>{default}</section>")
 }
 
 fn windows(windows: &[WindowChange]) -> String {
@@ -225,5 +265,30 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         // The policy forbids scripts even if something slipped through.
         assert!(html.contains("default-src 'none'"));
+    }
+
+    #[test]
+    fn about_lists_what_the_default_refuses_or_how_to_measure_it() {
+        let html = page(&Report::default());
+        assert!(html.contains("has not been measured"), "{html}");
+        assert!(!html.contains("not known"), "{html}");
+        let all = crate::names::syscalls(crate::abi::Abi::X86_64);
+        let allowed = all
+            .iter()
+            .map(|(_, n)| n.to_string())
+            .filter(|n| n != "kexec_load" && n != "mount")
+            .collect();
+        let report = Report {
+            default_allowlist: Some(crate::report::model::DefaultAllowlist {
+                engine_version: "20.10.24".into(),
+                probed_at: 0,
+                allowed: std::collections::BTreeMap::from([(crate::abi::Abi::X86_64, allowed)]),
+            }),
+            ..Report::default()
+        };
+        let html = page(&report);
+        assert!(html.contains(&format!("allows {} x86_64 syscall names", all.len() - 2)));
+        assert!(html.contains("the other 2 of the"), "{html}");
+        assert!(html.contains(">kexec_load</span><span class=\"chip k-priv\">mount<"));
     }
 }

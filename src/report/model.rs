@@ -1,17 +1,19 @@
 //! What a report shows, gathered from the store (through the same selection code as
 //! `options`) or from Tracefiles, before any HTML is made.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rusqlite::{params, Connection};
 
+use crate::abi::Abi;
 use crate::cli::Selection;
 use crate::commands::diff::{diff, SectionDiff};
 use crate::profile::SeccompProfile;
 use crate::store::baseline::stored_baseline;
 use crate::store::materialize::materialize;
+pub use crate::store::refusals::DefaultAllowlist;
 use crate::store::select::{
     select_containers, select_denied, select_parts, select_scoped, select_sightings, Scope,
     SelectedContainer, Sighting,
@@ -31,6 +33,9 @@ pub struct Report {
     pub selection: Vec<String>,
     /// The runtime baseline every generated profile adds (`ctrace requirements`).
     pub baseline: Option<Baseline>,
+    /// What Docker's default seccomp setting allows, as the errno probe measured it
+    /// (`refusals.allowed`), if the store has a measurement.
+    pub default_allowlist: Option<DefaultAllowlist>,
     pub parts: Vec<Part>,
     /// Per windowed label, its newest two windows compared.
     pub windows: Vec<WindowChange>,
@@ -84,6 +89,30 @@ pub fn load_baseline(conn: &Connection) -> anyhow::Result<Option<Baseline>> {
         source: format!("engine {}", b.engine_version),
         tracefile: b.tracefile,
     }))
+}
+
+/// Docker's default allowlist measured in the store (see [`DefaultAllowlist`]).
+pub fn load_default_allowlist(conn: &Connection) -> anyhow::Result<Option<DefaultAllowlist>> {
+    Ok(crate::store::refusals::default_allowlist(conn)?)
+}
+
+/// The recorded syscalls, per ABI, that `default` does not allow: what the part needed beyond
+/// Docker's default profile. ABIs the probe does not measure (x32) are left out.
+pub fn beyond_default(
+    recorded: &Tracefile,
+    default: &DefaultAllowlist,
+) -> BTreeMap<Abi, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for (abi, names) in &recorded.syscalls {
+        let Some(allowed) = default.allowed.get(abi) else {
+            continue;
+        };
+        let beyond: BTreeSet<String> = names.difference(allowed).cloned().collect();
+        if !beyond.is_empty() {
+            out.insert(*abi, beyond);
+        }
+    }
+    out
 }
 
 /// The command-line form of a selection, for the report's header.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::html::{esc, time_text};
 use super::kinds::{kind_of, Kind};
-use super::model::{Baseline, Part};
+use super::model::{beyond_default, Baseline, DefaultAllowlist, Part};
 use super::svg;
 use crate::abi::Abi;
 
@@ -27,7 +27,11 @@ fn short(text: &str, n: usize) -> &str {
     text.char_indices().nth(n).map_or(text, |(i, _)| &text[..i])
 }
 
-pub fn part(part: &Part, baseline: Option<&Baseline>) -> String {
+pub fn part(
+    part: &Part,
+    baseline: Option<&Baseline>,
+    default: Option<&DefaultAllowlist>,
+) -> String {
     let mut out = String::from("<section class=\"part\">");
     let _ = write!(
         out,
@@ -39,9 +43,17 @@ pub fn part(part: &Part, baseline: Option<&Baseline>) -> String {
 
     let x86_64 = crate::names::syscalls(Abi::X86_64).len();
     let recorded = part.recorded.syscall_count();
+    let default_card = default
+        .map(|d| {
+            card(
+                format!("{}%", percent(part.profile_allowed, default_size(d))),
+                "of what Docker's default profile allows (x86_64)",
+            )
+        })
+        .unwrap_or_default();
     let _ = write!(
         out,
-        "<div class=\"cards\">{}{}{}{}</div>",
+        "<div class=\"cards\">{}{}{}{}{default_card}</div>",
         card(recorded, "syscalls recorded (all ABIs)"),
         card(part.recorded.capabilities.len(), "capabilities granted"),
         card(part.denied.len(), "capabilities denied"),
@@ -53,10 +65,9 @@ pub fn part(part: &Part, baseline: Option<&Baseline>) -> String {
     let _ = write!(
         out,
         "<p>The profile <code>ctrace options</code> makes from this allows <b>{}</b> syscall names \
-         ({}% of the {x86_64} x86_64 calls){}; Docker's default profile is not known to ctrace, \
-         so there is no comparison with it.</p>",
+         ({}% of the {x86_64} x86_64 calls){}.</p>",
         part.profile_allowed,
-        part.profile_allowed * 100 / x86_64.max(1),
+        percent(part.profile_allowed, x86_64),
         match baseline {
             Some(b) => format!(
                 ": {recorded} recorded plus the runtime baseline ({})",
@@ -65,6 +76,7 @@ pub fn part(part: &Part, baseline: Option<&Baseline>) -> String {
             None => " (no runtime baseline known)".to_string(),
         }
     );
+    out.push_str(&against_default(part, default));
 
     out.push_str("<h3>First sightings</h3>");
     match &part.sightings {
@@ -92,6 +104,53 @@ pub fn part(part: &Part, baseline: Option<&Baseline>) -> String {
         );
     }
     out.push_str("</section>");
+    out
+}
+
+fn percent(n: usize, of: usize) -> usize {
+    n * 100 / of.max(1)
+}
+
+/// The x86_64 names Docker's default profile allows (the report's yardstick).
+pub fn default_size(default: &DefaultAllowlist) -> usize {
+    default.allowed.get(&Abi::X86_64).map_or(0, BTreeSet::len)
+}
+
+/// The part's profile size against Docker's default allowlist, and the recorded calls the
+/// default would have refused; or how to measure the default.
+fn against_default(part: &Part, default: Option<&DefaultAllowlist>) -> String {
+    let Some(d) = default else {
+        return "<p class=\"muted\">Docker's default profile has not been measured in this \
+                store, so there is no comparison with it: <code>ctrace requirements</code> \
+                measures it with the errno probe (<code>--refresh</code> if a baseline is \
+                already cached), as does the daemon when it traces a container with default \
+                settings.</p>"
+            .to_string();
+    };
+    let m = default_size(d);
+    let mut out = format!(
+        "<p>Docker's default profile (engine {}, measured by the errno probe on {}) allows \
+         <b>{m}</b> x86_64 names: {} / {m} = <b>{}%</b>.</p>",
+        esc(&d.engine_version),
+        esc(&time_text(d.probed_at)),
+        part.profile_allowed,
+        percent(part.profile_allowed, m),
+    );
+    let beyond = beyond_default(&part.recorded, d);
+    if beyond.is_empty() {
+        out.push_str(
+            "<p>Recorded calls Docker's default profile would have refused: \
+             <span class=\"muted\">none</span>.</p>",
+        );
+    } else {
+        out.push_str(
+            "<h3>Recorded calls Docker's default profile would have refused</h3>\
+             <p>What this needs beyond the default (it ran under another setting):</p>",
+        );
+        for (abi, names) in &beyond {
+            let _ = write!(out, "<p>{abi}: {}</p>", chips(names, "k-priv"));
+        }
+    }
     out
 }
 
@@ -193,7 +252,7 @@ mod tests {
         }
         p.recorded.add_syscall(Abi::I386, "socketcall");
         p.denied.insert("sys_admin".into());
-        let html = part(&p, None);
+        let html = part(&p, None, None);
         assert!(
             html.contains("x86_64 (3)") && html.contains("i386 (1)"),
             "{html}"
@@ -202,5 +261,46 @@ mod tests {
         assert!(html.contains("chip denied\">sys_admin"), "{html}");
         assert_eq!(short("0123456789abcdef", 12), "0123456789ab");
         assert_eq!(short("ab", 12), "ab");
+    }
+
+    #[test]
+    fn compares_with_the_default_allowlist_and_names_what_it_refuses() {
+        let mut p = Part {
+            what: "Container",
+            title: "web".into(),
+            profile_allowed: 150,
+            ..Part::default()
+        };
+        for n in ["read", "getpid", "mount"] {
+            p.recorded.add_syscall(Abi::X86_64, n);
+        }
+        p.recorded.add_syscall(Abi::X32, "read");
+        let unmeasured = part(&p, None, None);
+        assert!(unmeasured.contains("ctrace requirements"), "{unmeasured}");
+        let allowed = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        let d = DefaultAllowlist {
+            engine_version: "20.10.24".into(),
+            probed_at: 0,
+            allowed: BTreeMap::from([
+                (Abi::X86_64, allowed(&["read", "getpid", "write"])),
+                (Abi::I386, allowed(&[])),
+            ]),
+        };
+        let html = part(&p, None, Some(&d));
+        assert!(html.contains("engine 20.10.24"), "{html}");
+        assert!(html.contains("1970-01-01"), "{html}");
+        assert!(html.contains("150 / 3 = <b>5000%</b>"), "{html}");
+        assert!(
+            html.contains("x86_64: <span class=\"chip k-priv\">mount</span>"),
+            "{html}"
+        );
+        assert!(!html.contains("x32:"), "x32 is not measured: {html}");
+        p.recorded = Default::default();
+        p.recorded.add_syscall(Abi::X86_64, "read");
+        let html = part(&p, None, Some(&d));
+        assert!(
+            html.contains("would have refused: <span class=\"muted\">none"),
+            "{html}"
+        );
     }
 }

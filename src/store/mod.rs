@@ -23,6 +23,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../migrations/001_initial.sql")),
         M::up(include_str!("../../migrations/002_refusals.sql")),
         M::up(include_str!("../../migrations/003_sightings_received.sql")),
+        M::up(include_str!("../../migrations/004_allowed.sql")),
     ])
 });
 

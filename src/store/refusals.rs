@@ -1,34 +1,96 @@
 //! What containers' own seccomp filters answered for the calls they refused (table
-//! `refusals`, by `containers.seccomp`), added to Tracefiles as their `ERRNO` section.
+//! `refusals`, by `containers.seccomp`), added to Tracefiles as their `ERRNO` section, and
+//! what each setting allows (`refusals.allowed`), which `ctrace report` compares with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, params_from_iter, Connection, ToSql};
 
+use crate::abi::Abi;
+use crate::refusals::ProbeTarget;
 use crate::tracefile::Tracefile;
 
-/// Stores (or replaces) what the probe measured for one seccomp setting.
+/// Stores (or replaces) what the probe measured for one seccomp setting: the errnos other
+/// than EPERM by name, and the names allowed per ABI.
 pub fn save(
     conn: &Connection,
     seccomp: &str,
     errnos: &BTreeMap<String, u32>,
+    allowed: &BTreeMap<Abi, BTreeSet<String>>,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let json = serde_json::to_string(errnos).unwrap_or_else(|_| "{}".into());
+    let by_abi: BTreeMap<&str, &BTreeSet<String>> =
+        allowed.iter().map(|(abi, n)| (abi.name(), n)).collect();
+    let allowed = serde_json::to_string(&by_abi).unwrap_or_else(|_| "{}".into());
     conn.execute(
-        "INSERT INTO refusals (seccomp, probed_at, errnos) VALUES (?1, ?2, ?3) \
+        "INSERT INTO refusals (seccomp, probed_at, errnos, allowed) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (seccomp) DO UPDATE SET probed_at = excluded.probed_at, \
-         errnos = excluded.errnos",
-        params![seccomp, now_ms, json],
+         errnos = excluded.errnos, allowed = excluded.allowed",
+        params![seccomp, now_ms, json, allowed],
     )?;
     Ok(())
 }
 
-/// The seccomp settings already measured: the daemon does not probe them again.
+/// The seccomp settings already measured completely: the daemon does not probe them again.
+/// Rows from before `refusals.allowed` was kept are probed again once.
 pub fn measured(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
-    let mut stmt = conn.prepare("SELECT seccomp FROM refusals")?;
+    let mut stmt = conn.prepare("SELECT seccomp FROM refusals WHERE allowed IS NOT NULL")?;
     let keys = stmt.query_map([], |r| r.get(0))?;
     keys.collect()
+}
+
+/// What the engine's default seccomp setting allows, as the errno probe measured it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultAllowlist {
+    /// Docker's version (`20.10.24+dfsg1`).
+    pub engine_version: String,
+    /// Unix ms.
+    pub probed_at: i64,
+    /// Per probed ABI, the syscall names allowed (none for an ABI killed as a whole).
+    pub allowed: BTreeMap<Abi, BTreeSet<String>>,
+}
+
+/// The newest measurement of the default setting (no security options, no capabilities
+/// added or dropped, not privileged) that has `allowed`, whatever the engine version; `None`
+/// when there is none, or in a store from before `refusals.allowed` (opened read-only).
+pub fn default_allowlist(conn: &Connection) -> rusqlite::Result<Option<DefaultAllowlist>> {
+    let kept: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name = 'refusals' AND p.name = 'allowed')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !kept {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT seccomp, probed_at, allowed FROM refusals WHERE allowed IS NOT NULL \
+         ORDER BY probed_at DESC, rowid DESC",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let Some(engine) = ProbeTarget::default_setting_engine(&key) else {
+            continue;
+        };
+        let json: String = row.get(2)?;
+        // Written by `save` only; a row that does not parse is skipped, not an error.
+        let Ok(by_abi) = serde_json::from_str::<BTreeMap<String, BTreeSet<String>>>(&json) else {
+            tracing::warn!("refusals.allowed of setting {key} is not valid JSON; skipped");
+            continue;
+        };
+        let allowed = by_abi
+            .into_iter()
+            .filter_map(|(abi, names)| Some((abi.parse::<Abi>().ok()?, names)))
+            .collect();
+        return Ok(Some(DefaultAllowlist {
+            engine_version: engine.to_string(),
+            probed_at: row.get(1)?,
+            allowed,
+        }));
+    }
+    Ok(None)
 }
 
 /// The Tracefile names with a container that ran under `seccomp`: rewritten once it is known.
@@ -94,11 +156,13 @@ mod tests {
         )
         .unwrap();
         let enosys = BTreeMap::from([("clone3".to_string(), 38)]);
-        save(&conn, "default", &enosys, 1).unwrap();
+        let none = BTreeMap::new();
+        save(&conn, "default", &enosys, &none, 1).unwrap();
         save(
             &conn,
             "custom",
             &BTreeMap::from([("mkdirat".to_string(), 95)]),
+            &none,
             1,
         )
         .unwrap();
@@ -109,5 +173,54 @@ mod tests {
         let mut both = Tracefile::default();
         add_for_containers(&conn, "SELECT id FROM containers", &[], &mut both).unwrap();
         assert_eq!(both.errnos.len(), 2);
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn the_default_allowlist_is_the_newest_default_setting_with_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open_rw(&dir.path().join("s.db")).unwrap();
+        assert_eq!(default_allowlist(&conn).unwrap(), None);
+        let default = ProbeTarget::default();
+        let custom = ProbeTarget {
+            security_opt: vec!["no-new-privileges".into()],
+            ..ProbeTarget::default()
+        };
+        let errnos = BTreeMap::new();
+        let old = BTreeMap::from([(Abi::X86_64, names(&["read"])), (Abi::I386, names(&[]))]);
+        let new = BTreeMap::from([
+            (Abi::X86_64, names(&["getpid", "read"])),
+            (Abi::I386, names(&["read"])),
+        ]);
+        save(&conn, &default.setting_key("19.03"), &errnos, &old, 10).unwrap();
+        save(&conn, &default.setting_key("20.10"), &errnos, &new, 20).unwrap();
+        // Newer, but not the default setting.
+        save(&conn, &custom.setting_key("20.10"), &errnos, &old, 30).unwrap();
+        // Newer, the default setting, but from before `allowed` was kept.
+        conn.execute(
+            "INSERT INTO refusals (seccomp, probed_at, errnos) VALUES (?1, 40, '{}')",
+            params![default.setting_key("24.0")],
+        )
+        .unwrap();
+        let found = default_allowlist(&conn).unwrap().unwrap();
+        assert_eq!(found.engine_version, "20.10");
+        assert_eq!(found.probed_at, 20);
+        assert_eq!(found.allowed, new);
+        // The row without `allowed` is probed again by the daemon; the others are not.
+        let measured = measured(&conn).unwrap();
+        assert_eq!(measured.len(), 3);
+        assert!(!measured.contains(&default.setting_key("24.0")));
+        // Stored as sorted JSON arrays by ABI name.
+        let json: String = conn
+            .query_row(
+                "SELECT allowed FROM refusals WHERE probed_at = 20",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(json, r#"{"i386":["read"],"x86_64":["getpid","read"]}"#);
     }
 }

@@ -101,10 +101,7 @@ impl Watcher {
             pattern,
             labels: d.labels.clone(),
             cgroup_id,
-            seccomp: d
-                .target
-                .as_ref()
-                .map(|t| format!("engine={} {}", self.engine, t.key())),
+            seccomp: d.target.as_ref().map(|t| t.setting_key(&self.engine)),
         });
         match (&d.target, &container.seccomp) {
             (Some(target), Some(key)) if self.probed.insert(key.clone()) => {
@@ -154,6 +151,7 @@ async fn probe(docker: Docker, target: ProbeTarget, key: String, to_writer: Send
                 let _ = to_writer.send(ToWriter::Refusals {
                     seccomp: key,
                     errnos: refusals.by_name(),
+                    allowed: refusals.allowed(),
                 });
                 return;
             }

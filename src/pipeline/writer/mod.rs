@@ -317,8 +317,12 @@ impl State {
                     }
                 }
             }
-            ToWriter::Refusals { seccomp, errnos } => {
-                refusals::save(tx, seccomp, errnos, crate::store::now_ms())?;
+            ToWriter::Refusals {
+                seccomp,
+                errnos,
+                allowed,
+            } => {
+                refusals::save(tx, seccomp, errnos, allowed, crate::store::now_ms())?;
                 self.dirty.extend(refusals::tracefiles_of(tx, seccomp)?);
             }
             ToWriter::Shutdown => {}
