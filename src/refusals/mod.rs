@@ -13,8 +13,10 @@ use crate::abi::Abi;
 use crate::names;
 
 pub mod probe;
+pub mod target;
 
-pub use probe::{run_probe, ProbeError, ProbeTarget};
+pub use probe::{run_probe, ProbeError};
+pub use target::ProbeTarget;
 
 /// Numbers probed per ABI (0..PROBED_NUMBERS); the probe's `done` line must say so.
 pub const PROBED_NUMBERS: u32 = 512;
