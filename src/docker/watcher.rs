@@ -67,6 +67,15 @@ pub struct Watcher {
     late: late::Late,
 }
 
+/// podman's Docker-compatible API names itself in the version's components.
+pub fn is_podman(version: &bollard::models::SystemVersion) -> bool {
+    version
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.name.starts_with("Podman"))
+}
+
 pub async fn connect() -> Result<Docker, bollard::errors::Error> {
     let docker = Docker::connect_with_local_defaults()?;
     docker.negotiate_version().await
@@ -135,13 +144,24 @@ impl Watcher {
                 },
             };
             backoff = BACKOFF_MIN;
-            self.engine = match client.version().await {
+            let version = client.version().await;
+            let podman = version.as_ref().is_ok_and(is_podman);
+            self.engine = match version {
+                Ok(v) if podman => format!("podman-{}", v.version.unwrap_or_default()),
                 Ok(v) => v.version.unwrap_or_default(),
                 Err(e) => {
                     tracing::warn!("asking Docker for its version: {e}");
                     String::new()
                 }
             };
+            if podman {
+                tracing::info!(
+                    "engine is {}: its events arrive after a container started, so \
+                     the syscall program stays attached while connected",
+                    self.engine
+                );
+            }
+            let _ = self.to_reader.send(ToReader::EngineEventsLate(podman));
             let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
             let mut events = client.events(Some(EventsOptions {
                 filters: Some(filters),
