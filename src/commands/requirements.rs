@@ -25,11 +25,12 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
     let docker = runtime.block_on(watcher::connect()).context(
         "cannot reach Docker (is dockerd running? `dockerd --bridge=none --iptables=false &`)",
     )?;
-    let version = runtime
-        .block_on(docker.version())
-        .context("asking Docker for its version")?
-        .version
-        .unwrap_or_else(|| "unknown".into());
+    // Keyed by the engine's version (`podman-<version>` for podman's compatible API).
+    let version = watcher::engine_version(
+        &runtime
+            .block_on(docker.version())
+            .context("asking Docker for its version")?,
+    );
     let conn = store::open_rw(&args.db)?;
     let cached = store::baseline::recorded(&conn, &version)?;
     let text = match &cached {

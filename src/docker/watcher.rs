@@ -76,6 +76,17 @@ pub fn is_podman(version: &bollard::models::SystemVersion) -> bool {
         .any(|c| c.name.starts_with("Podman"))
 }
 
+/// The engine's version as stores key by it: Docker's as it is, podman's as `podman-<version>`
+/// (a podman and a Docker version must not name the same baseline or seccomp setting).
+pub fn engine_version(version: &bollard::models::SystemVersion) -> String {
+    let number = version.version.clone().unwrap_or_default();
+    if is_podman(version) {
+        format!("podman-{number}")
+    } else {
+        number
+    }
+}
+
 pub async fn connect() -> Result<Docker, bollard::errors::Error> {
     let docker = Docker::connect_with_local_defaults()?;
     docker.negotiate_version().await
@@ -147,8 +158,7 @@ impl Watcher {
             let version = client.version().await;
             let podman = version.as_ref().is_ok_and(is_podman);
             self.engine = match version {
-                Ok(v) if podman => format!("podman-{}", v.version.unwrap_or_default()),
-                Ok(v) => v.version.unwrap_or_default(),
+                Ok(v) => engine_version(&v),
                 Err(e) => {
                     tracing::warn!("asking Docker for its version: {e}");
                     String::new()
