@@ -27,9 +27,41 @@ static __always_inline bool copy_container_id(const char *leaf, __u32 offset, ch
 	return end == 0 || end == '.';
 }
 
-/* Leaf names: <64 hex> (cgroupfs driver) or docker-<64 hex>.scope (systemd driver). */
-#define LEAF_LEN 80
-#define SYSTEMD_PREFIX_LEN 7
+/*
+ * Leaf names of a container's cgroup, by runtime and cgroup driver (the same list, with its
+ * sources, is parsed in userspace by src/runtimes/cgroup_path.rs):
+ *   <64 hex>                      Docker and containerd (cgroupfs; kubepods/.../pod<uid>/<id>)
+ *   docker-<64 hex>.scope         Docker (systemd)
+ *   libpod-<64 hex>[.scope]       podman (cgroupfs under libpod_parent; systemd)
+ *   cri-containerd-<64 hex>.scope containerd's CRI plugin (systemd)
+ *   crio-<64 hex>[.scope]         CRI-O (cgroupfs; systemd)
+ * conmon's own cgroups (libpod-conmon-<id>, crio-conmon-<id>) fail the hex check.
+ */
+#define LEAF_LEN 96
+#define LONGEST_PREFIX 15 /* "cri-containerd-" */
+
+static __always_inline bool has_prefix(const char *leaf, const char *prefix, __u32 len)
+{
+	/* Bounded by a constant length at every call: unrolled, or a loop the verifier bounds. */
+	for (__u32 i = 0; i < len && i < LONGEST_PREFIX; i++)
+		if (leaf[i] != prefix[i])
+			return false;
+	return true;
+}
+
+/* Where the container id starts in the leaf: after a known runtime prefix, else at 0. */
+static __always_inline __u32 container_id_offset(const char *leaf)
+{
+	if (leaf[0] == 'd' && has_prefix(leaf, "docker-", 7))
+		return 7;
+	if (leaf[0] == 'l' && has_prefix(leaf, "libpod-", 7))
+		return 7;
+	if (leaf[0] == 'c' && has_prefix(leaf, "crio-", 5))
+		return 5;
+	if (leaf[0] == 'c' && has_prefix(leaf, "cri-containerd-", 15))
+		return 15;
+	return 0; /* a bare id (a bare hex id may well start with 'c' or 'd') */
+}
 
 /*
  * A container cgroup is tracked from its creation, before any process runs in it, so that a
@@ -54,9 +86,9 @@ int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 		__sync_fetch_and_add(&ringbuf_misses, 1);
 		return 0;
 	}
-	if (!copy_container_id(leaf, 0, e->container_id) &&
-	    !(leaf[0] == 'd' && leaf[SYSTEMD_PREFIX_LEN - 1] == '-' &&
-	      copy_container_id(leaf, SYSTEMD_PREFIX_LEN, e->container_id)))
+	__u32 offset = container_id_offset(leaf);
+
+	if (offset > LONGEST_PREFIX || !copy_container_id(leaf, offset, e->container_id))
 		goto discard;
 	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), path) < 0)
 		goto discard;

@@ -12,16 +12,30 @@ fi
 # errno probe; docker.io is the engine; busybox-static, binutils and python3 make the test
 # images (no registry here); bpftrace is the tests' independent witness; docker-compose (1.29,
 # Debian's) runs the daemon from docker-compose.yml (scripts/compose-up.sh, tests/compose.rs);
-# chromium renders `ctrace report` pages headless in tests/report.rs.
+# chromium renders `ctrace report` pages headless in tests/report.rs; podman (4.3, Debian's) is
+# the second engine, reached through its Docker-compatible API (tests/podman.rs).
 need=()
 for pkg in clang llvm libelf-dev zlib1g-dev pkg-config gcc libc6-dev docker.io busybox-static \
-    binutils python3 bpftrace docker-compose chromium; do
+    binutils python3 bpftrace docker-compose chromium podman; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup-host: installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# podman sets default rlimits on every container, which fails where the host cannot raise
+# them (this VM kind lacks CAP_SYS_RESOURCE): no defaults, unless the admin chose some.
+conf=/etc/containers/containers.conf
+if ! grep -Eq '^[[:space:]]*default_ulimits[[:space:]]*=' "$conf" 2>/dev/null; then
+    echo "setup-host: podman: default_ulimits = [] in $conf"
+    mkdir -p /etc/containers
+    if grep -Eq '^[[:space:]]*\[containers\]' "$conf" 2>/dev/null; then
+        sed -i '/^[[:space:]]*\[containers\]/a default_ulimits = []' "$conf"
+    else
+        printf '[containers]\ndefault_ulimits = []\n' >>"$conf"
+    fi
 fi
 
 if ! docker info >/dev/null 2>&1; then

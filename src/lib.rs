@@ -19,6 +19,7 @@ pub mod refusals;
 pub mod registry;
 pub mod report;
 pub mod requirements;
+pub mod runtimes;
 pub mod store;
 pub mod tracefile;
 

@@ -55,8 +55,8 @@ pub fn image() -> String {
 pub async fn import_image(docker: &Docker) -> anyhow::Result<()> {
     let options = CreateImageOptions {
         from_src: Some("-".into()),
-        repo: Some(IMAGE_REPO.into()),
-        tag: Some(format!("{IMAGE_TAG}-{}", std::process::id())),
+        // `name:tag` in `repo`: podman's compatible API ignores a separate tag on imports.
+        repo: Some(image()),
         ..Default::default()
     };
     let body = bollard::body_full(bytes::Bytes::from(image_tar()?));

@@ -25,24 +25,27 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
     let docker = runtime.block_on(watcher::connect()).context(
         "cannot reach Docker (is dockerd running? `dockerd --bridge=none --iptables=false &`)",
     )?;
-    let version = runtime
-        .block_on(docker.version())
-        .context("asking Docker for its version")?
-        .version
-        .unwrap_or_else(|| "unknown".into());
+    // Keyed by the engine's version (`podman-<version>` for podman's compatible API).
+    let version = watcher::engine_version(
+        &runtime
+            .block_on(docker.version())
+            .context("asking Docker for its version")?,
+    );
+    let engine = if version.starts_with("podman-") {
+        version.clone()
+    } else {
+        format!("Docker {version}")
+    };
     let conn = store::open_rw(&args.db)?;
     let cached = store::baseline::recorded(&conn, &version)?;
     let text = match &cached {
         Some(text) if !args.refresh => {
-            tracing::info!(
-                "runtime baseline for Docker {version} from {}",
-                args.db.display()
-            );
+            tracing::info!("runtime baseline for {engine} from {}", args.db.display());
             text.clone()
         }
         _ => {
             probe::check_prerequisites()?;
-            tracing::info!("recording the runtime baseline of Docker {version}");
+            tracing::info!("recording the runtime baseline of {engine}");
             // The probe counts as one step.
             let progress = progress_bar(requirements::containers() as u64 + 1);
             progress.set_message("no-op containers");

@@ -67,6 +67,26 @@ pub struct Watcher {
     late: late::Late,
 }
 
+/// podman's Docker-compatible API names itself in the version's components.
+pub fn is_podman(version: &bollard::models::SystemVersion) -> bool {
+    version
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.name.starts_with("Podman"))
+}
+
+/// The engine's version as stores key by it: Docker's as it is, podman's as `podman-<version>`
+/// (a podman and a Docker version must not name the same baseline or seccomp setting).
+pub fn engine_version(version: &bollard::models::SystemVersion) -> String {
+    let number = version.version.clone().unwrap_or_default();
+    if is_podman(version) {
+        format!("podman-{number}")
+    } else {
+        number
+    }
+}
+
 pub async fn connect() -> Result<Docker, bollard::errors::Error> {
     let docker = Docker::connect_with_local_defaults()?;
     docker.negotiate_version().await
@@ -135,13 +155,23 @@ impl Watcher {
                 },
             };
             backoff = BACKOFF_MIN;
-            self.engine = match client.version().await {
-                Ok(v) => v.version.unwrap_or_default(),
+            let version = client.version().await;
+            let podman = version.as_ref().is_ok_and(is_podman);
+            self.engine = match version {
+                Ok(v) => engine_version(&v),
                 Err(e) => {
                     tracing::warn!("asking Docker for its version: {e}");
                     String::new()
                 }
             };
+            if podman {
+                tracing::info!(
+                    "engine is {}: its events arrive after a container started, so \
+                     the syscall program stays attached while connected",
+                    self.engine
+                );
+            }
+            let _ = self.to_reader.send(ToReader::EngineEventsLate(podman));
             let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
             let mut events = client.events(Some(EventsOptions {
                 filters: Some(filters),

@@ -74,6 +74,10 @@ pub enum ToReader {
     /// How many labelled containers Docker has (created, running or stopped): while there
     /// is one, the syscall program stays attached, so a start misses none of its calls.
     LabelledContainers(usize),
+    /// The engine's events come too late to attach before a start (podman writes them to a
+    /// file its API polls: `create` arrives after the container ran): keep the syscall
+    /// program attached while connected to such an engine.
+    EngineEventsLate(bool),
     /// One cgroup forgets its sightings (its Tracefile window rolled over).
     Forget {
         cgroup_id: u64,

@@ -67,6 +67,7 @@ pub fn spawn(
                 always_attached: config.always_attached,
                 debug: config.kernel.debug,
                 labelled_containers: 0,
+                engine_events_late: false,
                 tracked: HashMap::new(),
                 syscall_link: None,
                 to_writer,
@@ -102,6 +103,8 @@ struct Reader<'k> {
     debug: bool,
     /// Labelled containers Docker has (see ToReader::LabelledContainers).
     labelled_containers: usize,
+    /// The engine's events come after its containers start (podman): attached throughout.
+    engine_events_late: bool,
     tracked: HashMap<u64, CgroupHandle>,
     syscall_link: Option<SyscallLinks>,
     to_writer: Sender<ToWriter>,
@@ -214,7 +217,10 @@ impl Reader<'_> {
     }
 
     fn sync_attachment(&mut self) -> Result<(), KernelError> {
-        let want = self.always_attached || self.labelled_containers > 0 || !self.tracked.is_empty();
+        let want = self.always_attached
+            || self.engine_events_late
+            || self.labelled_containers > 0
+            || !self.tracked.is_empty();
         if want && self.syscall_link.is_none() {
             self.syscall_link = Some(self.kernel.attach_syscalls()?);
         } else if !want {
@@ -247,6 +253,10 @@ impl Reader<'_> {
             }
             ToReader::LabelledContainers(count) => {
                 self.labelled_containers = count;
+                self.log_attach_error();
+            }
+            ToReader::EngineEventsLate(late) => {
+                self.engine_events_late = late;
                 self.log_attach_error();
             }
             ToReader::NewEpoch => self.kernel.start_epoch(),
@@ -342,17 +352,16 @@ impl Reported {
     }
 }
 
-/// The short id of the container a cgroup directory belongs to (`<64 hex>` with the
-/// cgroupfs driver, `docker-<64 hex>.scope` with systemd's), or its leaf as it is.
+/// The short id of the container a cgroup directory belongs to (any runtime's layout,
+/// `runtimes::cgroup_path`), or its leaf as it is.
 fn container_of(path: &Path) -> String {
-    let leaf = path.file_name().unwrap_or_default().to_string_lossy();
-    let id = leaf
-        .trim_start_matches("docker-")
-        .trim_end_matches(".scope");
-    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        id[..12].to_string()
-    } else {
-        leaf.into_owned()
+    match crate::runtimes::cgroup_path::parse(&path.to_string_lossy()) {
+        Some(c) => c.short_id().to_string(),
+        None => path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
     }
 }
 
@@ -379,6 +388,9 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/system.slice").join(format!("docker-{id}.scope"));
         assert_eq!(container_of(&cgroupfs), "2a09f2e45c80");
         assert_eq!(container_of(&systemd), "2a09f2e45c80");
+        let podman =
+            PathBuf::from("/sys/fs/cgroup/unified/libpod_parent").join(format!("libpod-{id}"));
+        assert_eq!(container_of(&podman), "2a09f2e45c80");
         assert_eq!(container_of(Path::new("/sys/fs/cgroup/other")), "other");
     }
 }

@@ -84,8 +84,7 @@ pub async fn run_probe(docker: &Docker, target: &ProbeTarget) -> Result<Refusals
     if target.is_unconfined() {
         return Ok(Refusals::default());
     }
-    let image = image();
-    ensure_image(docker, &image).await?;
+    let image = ensure_image(docker, &image()).await?;
     let body = ContainerCreateBody {
         image: Some(image),
         cmd: Some(vec![format!("/{BINARY}")]),
@@ -226,10 +225,12 @@ fn image_tar() -> std::io::Result<Vec<u8>> {
     builder.into_inner()
 }
 
-/// Imports the probe image unless it is there already.
-pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), ProbeError> {
+/// Imports the probe image unless it is there already; returns its id, which containers are
+/// created from: podman stores an imported `name:tag` as `localhost/name:tag` and resolves
+/// the short name to `docker.io/library/name:tag` when a container is created from it.
+pub async fn ensure_image(docker: &Docker, image: &str) -> Result<String, ProbeError> {
     match docker.inspect_image(image).await {
-        Ok(_) => return Ok(()),
+        Ok(inspected) => return Ok(inspected.id.unwrap_or_else(|| image.to_string())),
         Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
         }) => {}
@@ -240,11 +241,11 @@ pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), ProbeError
             })
         }
     }
-    let (repo, tag) = image.split_once(':').unwrap_or((image, "latest"));
+    // The tag goes in `repo` (`name:tag`): podman's compatible API ignores a separate `tag`
+    // on an import (it stored `name:latest`); Docker takes either form.
     let options = CreateImageOptions {
         from_src: Some("-".into()),
-        repo: Some(repo.into()),
-        tag: Some(tag.into()),
+        repo: Some(image.into()),
         ..Default::default()
     };
     let tar = image_tar().map_err(ProbeError::ImageArchive)?;
@@ -256,7 +257,13 @@ pub async fn ensure_image(docker: &Docker, image: &str) -> Result<(), ProbeError
             source,
         })?;
     }
-    Ok(())
+    match docker.inspect_image(image).await {
+        Ok(inspected) => Ok(inspected.id.unwrap_or_else(|| image.to_string())),
+        Err(source) => Err(ProbeError::InspectImage {
+            image: image.to_string(),
+            source,
+        }),
+    }
 }
 
 #[cfg(test)]
