@@ -11,11 +11,11 @@ use crossbeam_channel::Sender;
 use tokio::time::Instant;
 
 use super::{Described, Watcher, PROBE_ATTEMPTS};
-use crate::docker::tracefile_label;
+use crate::docker::pod::{self, Pod};
 use crate::pipeline::{ToReader, ToWriter};
 use crate::refusals::{run_probe, ProbeTarget};
 use crate::registry::Container;
-use crate::tracefile::label::{TracefilePattern, LABEL};
+use crate::tracefile::label::TracefilePattern;
 
 impl Watcher {
     pub(super) async fn identify_pending(&mut self, docker: &Docker) {
@@ -27,12 +27,16 @@ impl Watcher {
             let described = match self.described.get(&new.container_id) {
                 // A labelled one: its seccomp settings are only in an inspection, which
                 // fails if it is gone already (then only its label and name are known).
-                Some(d) if d.target.is_none() && tracefile_label(&d.labels).is_some() => Some(
-                    inspect()
-                        .await
-                        .map(|i| describe(&i))
-                        .unwrap_or_else(|_| d.clone()),
-                ),
+                Some(d)
+                    if d.target.is_none() && pod::tracefile(&d.labels, &self.pods).is_some() =>
+                {
+                    Some(
+                        inspect()
+                            .await
+                            .map(|i| describe(&i))
+                            .unwrap_or_else(|_| d.clone()),
+                    )
+                }
                 Some(d) => Some(d.clone()),
                 // Its `create` event may still be queued (late.rs): no inspection meanwhile.
                 None if !self.late.caught_up(deadline) => None,
@@ -82,18 +86,31 @@ impl Watcher {
         d: &Described,
         cgroup_id: u64,
     ) -> Option<Arc<Container>> {
-        let value = tracefile_label(&d.labels)?;
+        let (value, source) = pod::tracefile(&d.labels, &self.pods)?;
         let pattern = match TracefilePattern::parse(value) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(
-                    "container {} ({}): refusing label {LABEL}={value:?}: {e}",
+                    "container {} ({}): refusing {}={value:?}: {e}",
                     d.name,
-                    container_id.get(..12).unwrap_or(container_id)
+                    container_id.get(..12).unwrap_or(container_id),
+                    source.describe()
                 );
                 return None;
             }
         };
+        let pod = Pod::from_labels(&d.labels);
+        if let Some(p) = &pod {
+            tracing::info!(
+                "container {} ({}) is {:?} of pod {}/{}; Tracefile from its {}",
+                d.name,
+                container_id.get(..12).unwrap_or(container_id),
+                p.container.as_deref().unwrap_or("?"),
+                p.namespace,
+                p.name,
+                source.describe()
+            );
+        }
         let container = Arc::new(Container {
             container_id: container_id.to_string(),
             name: d.name.trim_start_matches('/').to_string(),
@@ -102,6 +119,7 @@ impl Watcher {
             labels: d.labels.clone(),
             cgroup_id,
             seccomp: d.target.as_ref().map(|t| t.setting_key(&self.engine)),
+            pod,
         });
         match (&d.target, &container.seccomp) {
             (Some(target), Some(key)) if self.probed.insert(key.clone()) => {
