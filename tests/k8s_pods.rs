@@ -164,3 +164,27 @@ fn a_pod_running_before_the_daemon_is_traced_from_the_inventory() {
     ));
     assert_eq!(rows, vec![vec!["early".to_string()]]);
 }
+
+/// The DaemonSet's readiness probe: `status --check` succeeds while a daemon traces into the
+/// store, fails once it stopped.
+#[test]
+fn the_readiness_check_follows_the_daemon() {
+    let Some(_env) = root_env() else { return };
+    let mut daemon = Daemon::start(&[]);
+    let check = |db: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ctrace"))
+            .args(["status", "--check", "--db"])
+            .arg(db)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while check(&daemon.db()) != Some(0) {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(daemon.stop().success());
+    assert_eq!(check(&daemon.db()), Some(1));
+}
