@@ -67,6 +67,8 @@ pub struct Watcher {
     late: late::Late,
     /// Pod sandboxes (cri-dockerd) whose pod sets a Tracefile name: sandbox id → its value.
     pods: HashMap<String, (String, Source)>,
+    /// Sandboxes inspected because their `create` event came before the event stream did.
+    sandboxes_seen: HashSet<String>,
 }
 
 pub async fn connect() -> Result<Docker, bollard::errors::Error> {
@@ -99,6 +101,7 @@ impl Watcher {
             registry_reported: None,
             late: late::Late::default(),
             pods: HashMap::new(),
+            sandboxes_seen: HashSet::new(),
         }
     }
 
@@ -165,6 +168,13 @@ impl Watcher {
                     }
                     event = events.next() => match event {
                         Some(Ok(ev)) => {
+                            if ev.action.as_deref() == Some("create") {
+                                if let Some(attributes) =
+                                    ev.actor.as_ref().and_then(|a| a.attributes.as_ref())
+                                {
+                                    self.learn_sandbox(&client, attributes).await;
+                                }
+                            }
                             self.on_event(ev);
                             self.identify_pending(&client).await;
                         }
@@ -299,6 +309,7 @@ impl Watcher {
             }
             "destroy" => {
                 self.pods.remove(&id);
+                self.sandboxes_seen.remove(&id);
                 if self.labelled.contains(&id) {
                     let mut labelled = self.labelled.clone();
                     labelled.remove(&id);

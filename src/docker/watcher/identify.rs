@@ -2,6 +2,7 @@
 //! it is (Docker's `create` event or an inspection), whether its label is valid, and the
 //! errno probe of its seccomp setting when it is the first with that setting.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ impl Watcher {
                 None if !self.late.caught_up(deadline) => None,
                 None => inspect().await.ok().map(|i| describe(&i)),
             };
+            if let Some(d) = &described {
+                self.learn_sandbox(docker, &d.labels).await;
+            }
             match described {
                 Some(d) => match self.accept(docker, &new.container_id, &d, new.cgroup_id) {
                     Some(container) => {
@@ -70,6 +74,35 @@ impl Watcher {
             }
         }
         self.unidentified = still;
+    }
+
+    /// A pod container whose sandbox this watcher has not seen (its `create` event came
+    /// before the event stream was open, after the inventory): the sandbox is inspected
+    /// once, for the pod's Tracefile name.
+    pub(super) async fn learn_sandbox(
+        &mut self,
+        docker: &Docker,
+        labels: &HashMap<String, String>,
+    ) {
+        let Some(sandbox) = pod::sandbox_id(labels) else {
+            return;
+        };
+        if pod::is_sandbox(labels)
+            || self.pods.contains_key(sandbox)
+            || !self.sandboxes_seen.insert(sandbox.to_string())
+        {
+            return;
+        }
+        match docker
+            .inspect_container(sandbox, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspected) => {
+                let sandbox_labels = describe(&inspected).labels;
+                self.note_sandbox(sandbox, &sandbox_labels);
+            }
+            Err(e) => tracing::warn!("inspecting pod sandbox {sandbox}: {e}"),
+        }
     }
 
     fn ignore(&self, cgroup_id: u64) {
