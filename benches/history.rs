@@ -47,6 +47,7 @@ fn container(i: i64) -> Result<Container, String> {
         labels: HashMap::from([("ctrace.tracefile".into(), format!("history-{i}"))]),
         cgroup_id: 20_000 + i as u64,
         seccomp: None,
+        pod: None,
     })
 }
 

@@ -62,6 +62,7 @@ fn container(i: u64) -> Result<Container, String> {
         labels: HashMap::from([("ctrace.tracefile".into(), format!("pipeline-{i}"))]),
         cgroup_id: 10_000 + i,
         seccomp: None,
+        pod: None,
     })
 }
 

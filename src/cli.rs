@@ -335,4 +335,8 @@ pub struct StatusArgs {
     /// How many of the most recently started containers to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub limit: u64,
+    /// Exit 1 unless a daemon is tracing into this store and has written its facts (kernel
+    /// programs loaded): a readiness probe (deploy/kubernetes/daemonset.yaml).
+    #[arg(long)]
+    pub check: bool,
 }

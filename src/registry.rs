@@ -18,6 +18,8 @@ pub struct Container {
     pub cgroup_id: u64,
     /// Its seccomp setting, as the errno probe's key (`containers.seccomp`); None if unknown.
     pub seccomp: Option<String>,
+    /// Its pod, when a CRI runtime (cri-dockerd) created it for kubelet.
+    pub pod: Option<crate::docker::pod::Pod>,
 }
 
 impl Container {
@@ -81,6 +83,7 @@ mod tests {
             labels: HashMap::new(),
             cgroup_id,
             seccomp: None,
+            pod: None,
         })
     }
 

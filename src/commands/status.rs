@@ -114,6 +114,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", text::render(&report));
     }
+    let ready = report.daemon.running == Some(true) && report.daemon.facts_current;
+    if args.check && !ready {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

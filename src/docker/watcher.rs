@@ -12,12 +12,12 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::docker::{cgroup, tracefile_label};
+use crate::docker::cgroup;
+use crate::docker::pod::{self, Source};
 use crate::kernel::event::NewCgroup;
 use crate::pipeline::{ReaderControl, ToReader, ToWriter};
 use crate::refusals::ProbeTarget;
 use crate::registry::Registry;
-use crate::tracefile::label::LABEL;
 
 mod identify;
 mod late;
@@ -65,6 +65,10 @@ pub struct Watcher {
     registry_reported: Option<usize>,
     /// Containers that died or were destroyed before their cgroup was identified (late.rs).
     late: late::Late,
+    /// Pod sandboxes (cri-dockerd) whose pod sets a Tracefile name: sandbox id → its value.
+    pods: HashMap<String, (String, Source)>,
+    /// Sandboxes inspected because their `create` event came before the event stream did.
+    sandboxes_seen: HashSet<String>,
 }
 
 /// podman's Docker-compatible API names itself in the version's components.
@@ -116,6 +120,8 @@ impl Watcher {
             probed: HashSet::new(),
             registry_reported: None,
             late: late::Late::default(),
+            pods: HashMap::new(),
+            sandboxes_seen: HashSet::new(),
         }
     }
 
@@ -192,6 +198,13 @@ impl Watcher {
                     }
                     event = events.next() => match event {
                         Some(Ok(ev)) => {
+                            if ev.action.as_deref() == Some("create") {
+                                if let Some(attributes) =
+                                    ev.actor.as_ref().and_then(|a| a.attributes.as_ref())
+                                {
+                                    self.learn_sandbox(&client, attributes).await;
+                                }
+                            }
                             self.on_event(ev);
                             self.identify_pending(&client).await;
                         }
@@ -214,21 +227,30 @@ impl Watcher {
 
     /// Labelled containers Docker has; the running ones are traced from now on.
     async fn inventory(&mut self, docker: &Docker) {
-        let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+        // Every container: a pod's Tracefile name is a label of its sandbox (pod.rs), which
+        // Docker's label filter cannot join to the pod's containers.
         let listed = docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
-                filters: Some(filters),
                 ..Default::default()
             }))
             .await;
-        let containers = match listed {
+        let mut containers = match listed {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("listing containers: {e}");
                 return;
             }
         };
+        let no_labels = HashMap::new();
+        for c in &containers {
+            if let Some(id) = &c.id {
+                self.note_sandbox(id, c.labels.as_ref().unwrap_or(&no_labels));
+            }
+        }
+        containers.retain(|c| {
+            pod::tracefile(c.labels.as_ref().unwrap_or(&no_labels), &self.pods).is_some()
+        });
         let labelled: HashSet<String> = containers.iter().filter_map(|c| c.id.clone()).collect();
         self.set_labelled(labelled);
         for summary in containers {
@@ -292,7 +314,8 @@ impl Watcher {
                 let name = attributes.remove("name").unwrap_or_default();
                 let image = attributes.remove("image").unwrap_or_default();
                 // Remaining attributes are the container's labels.
-                if tracefile_label(&attributes).is_some() {
+                self.note_sandbox(&id, &attributes);
+                if pod::tracefile(&attributes, &self.pods).is_some() {
                     let mut labelled = self.labelled.clone();
                     labelled.insert(id.clone());
                     self.set_labelled(labelled);
@@ -315,6 +338,8 @@ impl Watcher {
                 self.container_died(id, at_ms);
             }
             "destroy" => {
+                self.pods.remove(&id);
+                self.sandboxes_seen.remove(&id);
                 if self.labelled.contains(&id) {
                     let mut labelled = self.labelled.clone();
                     labelled.remove(&id);
@@ -323,6 +348,17 @@ impl Watcher {
                 self.container_destroyed(id);
             }
             _ => {}
+        }
+    }
+
+    /// A pod sandbox whose pod sets a Tracefile name: its containers are labelled too.
+    fn note_sandbox(&mut self, id: &str, labels: &HashMap<String, String>) {
+        if !pod::is_sandbox(labels) {
+            return;
+        }
+        if let Some((value, source)) = pod::pod_tracefile(labels) {
+            self.pods
+                .insert(id.to_string(), (value.to_string(), source));
         }
     }
 

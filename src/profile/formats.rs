@@ -118,11 +118,16 @@ pub const SPO_API_VERSION: &str = "security-profiles-operator.x-k8s.io/v1";
 pub fn k8s(tracefile: &Tracefile, profile: &SeccompProfile, profile_path: &Path) -> String {
     let name = k8s_name(profile_path);
     let mut out = String::new();
-    out.push_str("# Container securityContext. The profile is installed on the nodes by the\n");
-    out.push_str("# security-profiles-operator from the SeccompProfile below; check its\n");
-    out.push_str("# status.localhostProfile (without the operator, copy the profile file to\n");
+    out.push_str("# Paste under each container it is for, in spec.containers[] (capabilities\n");
+    out.push_str("# are per container, not pod-wide). The profile is installed on the nodes by\n");
+    out.push_str("# the security-profiles-operator from the SeccompProfile below; use its\n");
+    out.push_str("# status.localhostProfile (operator releases that namespace profiles name\n");
     out.push_str(&format!(
-        "# <kubelet root>/seccomp/{name}.json and use localhostProfile: {name}.json).\n"
+        "# operator/<namespace>/{name}.json). Without the operator, copy the profile file\n"
+    ));
+    out.push_str(&format!(
+        "# to /var/lib/kubelet/seccomp/{name}.json on each node and use\n\
+         # localhostProfile: {name}.json.\n"
     ));
     out.push_str("securityContext:\n  capabilities:\n    drop:\n      - ALL\n");
     let caps = cap_add(tracefile);

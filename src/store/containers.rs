@@ -9,9 +9,11 @@ use crate::registry::Container;
 /// Records a traced container (again, if it was restarted) and returns its row id.
 pub fn upsert(conn: &Connection, container: &Container, now_ms: i64) -> rusqlite::Result<i64> {
     let labels = serde_json::to_string(&container.labels).unwrap_or_else(|_| "{}".into());
+    let pod = container.pod.as_ref();
     conn.execute(
         "INSERT INTO containers (container_id, name, image, label, labels, cgroup_id, started_at, \
-         seccomp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         seccomp, pod_name, pod_namespace, pod_uid, pod_container) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
          ON CONFLICT (container_id) DO UPDATE SET cgroup_id = excluded.cgroup_id, \
          stopped_at = NULL, labels = excluded.labels, seccomp = excluded.seccomp",
         params![
@@ -22,7 +24,11 @@ pub fn upsert(conn: &Connection, container: &Container, now_ms: i64) -> rusqlite
             labels,
             container.cgroup_id as i64,
             now_ms,
-            container.seccomp
+            container.seccomp,
+            pod.map(|p| &p.name),
+            pod.map(|p| &p.namespace),
+            pod.and_then(|p| p.uid.as_ref()),
+            pod.and_then(|p| p.container.as_ref()),
         ],
     )?;
     conn.query_row(
@@ -88,4 +94,61 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<(
 pub fn delete_meta(conn: &Connection, key: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM meta WHERE key = ?1", params![key])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::pod::Pod;
+    use crate::tracefile::label::TracefilePattern;
+
+    #[test]
+    fn a_pod_container_is_stored_with_its_pod() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open_rw(&dir.path().join("s.db")).unwrap();
+        let mut c = Container {
+            container_id: "ab".repeat(32),
+            name: "k8s_nginx_web_shop_uid_0".into(),
+            image: "nginx".into(),
+            pattern: TracefilePattern::parse("web").unwrap(),
+            labels: HashMap::new(),
+            cgroup_id: 7,
+            seccomp: None,
+            pod: Some(Pod {
+                name: "web".into(),
+                namespace: "shop".into(),
+                uid: Some("u-1".into()),
+                container: Some("nginx".into()),
+            }),
+        };
+        upsert(&conn, &c, 1000).unwrap();
+        c.container_id = "cd".repeat(32);
+        c.pod = None;
+        upsert(&conn, &c, 1000).unwrap();
+        let row: (String, String, String, String, String) = conn
+            .query_row(
+                "SELECT namespace, pod, container, pod_uid, label FROM pod_containers",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            (
+                "shop".into(),
+                "web".into(),
+                "nginx".into(),
+                "u-1".into(),
+                "web".into()
+            )
+        );
+        let plain: Option<String> = conn
+            .query_row(
+                "SELECT pod_name FROM containers WHERE container_id = ?1",
+                [&c.container_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(plain, None, "outside Kubernetes: no pod");
+    }
 }

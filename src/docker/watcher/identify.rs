@@ -2,6 +2,7 @@
 //! it is (Docker's `create` event or an inspection), whether its label is valid, and the
 //! errno probe of its seccomp setting when it is the first with that setting.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +12,11 @@ use crossbeam_channel::Sender;
 use tokio::time::Instant;
 
 use super::{Described, Watcher, PROBE_ATTEMPTS};
-use crate::docker::tracefile_label;
+use crate::docker::pod::{self, Pod};
 use crate::pipeline::{ToReader, ToWriter};
 use crate::refusals::{run_probe, ProbeTarget};
 use crate::registry::Container;
-use crate::tracefile::label::{TracefilePattern, LABEL};
+use crate::tracefile::label::TracefilePattern;
 
 impl Watcher {
     pub(super) async fn identify_pending(&mut self, docker: &Docker) {
@@ -27,17 +28,24 @@ impl Watcher {
             let described = match self.described.get(&new.container_id) {
                 // A labelled one: its seccomp settings are only in an inspection, which
                 // fails if it is gone already (then only its label and name are known).
-                Some(d) if d.target.is_none() && tracefile_label(&d.labels).is_some() => Some(
-                    inspect()
-                        .await
-                        .map(|i| describe(&i))
-                        .unwrap_or_else(|_| d.clone()),
-                ),
+                Some(d)
+                    if d.target.is_none() && pod::tracefile(&d.labels, &self.pods).is_some() =>
+                {
+                    Some(
+                        inspect()
+                            .await
+                            .map(|i| describe(&i))
+                            .unwrap_or_else(|_| d.clone()),
+                    )
+                }
                 Some(d) => Some(d.clone()),
                 // Its `create` event may still be queued (late.rs): no inspection meanwhile.
                 None if !self.late.caught_up(deadline) => None,
                 None => inspect().await.ok().map(|i| describe(&i)),
             };
+            if let Some(d) = &described {
+                self.learn_sandbox(docker, &d.labels).await;
+            }
             match described {
                 Some(d) => match self.accept(docker, &new.container_id, &d, new.cgroup_id) {
                     Some(container) => {
@@ -68,6 +76,35 @@ impl Watcher {
         self.unidentified = still;
     }
 
+    /// A pod container whose sandbox this watcher has not seen (its `create` event came
+    /// before the event stream was open, after the inventory): the sandbox is inspected
+    /// once, for the pod's Tracefile name.
+    pub(super) async fn learn_sandbox(
+        &mut self,
+        docker: &Docker,
+        labels: &HashMap<String, String>,
+    ) {
+        let Some(sandbox) = pod::sandbox_id(labels) else {
+            return;
+        };
+        if pod::is_sandbox(labels)
+            || self.pods.contains_key(sandbox)
+            || !self.sandboxes_seen.insert(sandbox.to_string())
+        {
+            return;
+        }
+        match docker
+            .inspect_container(sandbox, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspected) => {
+                let sandbox_labels = describe(&inspected).labels;
+                self.note_sandbox(sandbox, &sandbox_labels);
+            }
+            Err(e) => tracing::warn!("inspecting pod sandbox {sandbox}: {e}"),
+        }
+    }
+
     fn ignore(&self, cgroup_id: u64) {
         let _ = self.to_writer.send(ToWriter::Ignored { cgroup_id });
         let _ = self.to_reader.send(ToReader::Untrack { cgroup_id });
@@ -82,18 +119,31 @@ impl Watcher {
         d: &Described,
         cgroup_id: u64,
     ) -> Option<Arc<Container>> {
-        let value = tracefile_label(&d.labels)?;
+        let (value, source) = pod::tracefile(&d.labels, &self.pods)?;
         let pattern = match TracefilePattern::parse(value) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(
-                    "container {} ({}): refusing label {LABEL}={value:?}: {e}",
+                    "container {} ({}): refusing {}={value:?}: {e}",
                     d.name,
-                    container_id.get(..12).unwrap_or(container_id)
+                    container_id.get(..12).unwrap_or(container_id),
+                    source.describe()
                 );
                 return None;
             }
         };
+        let pod = Pod::from_labels(&d.labels);
+        if let Some(p) = &pod {
+            tracing::info!(
+                "container {} ({}) is {:?} of pod {}/{}; Tracefile from its {}",
+                d.name,
+                container_id.get(..12).unwrap_or(container_id),
+                p.container.as_deref().unwrap_or("?"),
+                p.namespace,
+                p.name,
+                source.describe()
+            );
+        }
         let container = Arc::new(Container {
             container_id: container_id.to_string(),
             name: d.name.trim_start_matches('/').to_string(),
@@ -102,6 +152,7 @@ impl Watcher {
             labels: d.labels.clone(),
             cgroup_id,
             seccomp: d.target.as_ref().map(|t| t.setting_key(&self.engine)),
+            pod,
         });
         match (&d.target, &container.seccomp) {
             (Some(target), Some(key)) if self.probed.insert(key.clone()) => {

@@ -160,6 +160,7 @@ mod tests {
             labels: HashMap::new(),
             cgroup_id: 77,
             seccomp: None,
+            pod: None,
         });
         watcher.registry.insert(Arc::clone(&container));
         watcher.identified(container);
