@@ -24,8 +24,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../migrations/002_refusals.sql")),
         M::up(include_str!("../../migrations/003_sightings_received.sql")),
         M::up(include_str!("../../migrations/004_allowed.sql")),
-        // 005 is the runtimes' (issue 13); 006 follows it once both are merged.
-        M::up(include_str!("../../migrations/006_pods.sql")),
+        M::up(include_str!("../../migrations/005_pods.sql")),
     ])
 });
 
