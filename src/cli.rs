@@ -186,10 +186,12 @@ pub struct OptionsArgs {
     /// Tracefiles, or directories searched recursively for them.
     #[arg(value_name = "TRACEFILE")]
     pub tracefiles: Vec<PathBuf>,
-    /// Read from the store instead of (or besides) Tracefiles. Without it, the runtime
-    /// baseline still comes from the default store: $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// Read from the store instead of (or besides) Tracefiles. Repeatable, or a directory
+    /// (every `*.db` under it, one store per node): the selection applies to each, the union
+    /// is taken. Without it, the runtime baseline still comes from the default store:
+    /// $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
+    #[arg(long, value_name = "PATH")]
+    pub db: Vec<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
     /// What to print.
@@ -211,9 +213,10 @@ pub struct ReportArgs {
     /// Tracefiles, or directories searched recursively for them (one part per file).
     #[arg(value_name = "TRACEFILE")]
     pub tracefiles: Vec<PathBuf>,
-    /// The store; when no Tracefiles are given, $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// The store (repeatable, or a directory of node stores, merged); when no Tracefiles
+    /// are given, $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
+    #[arg(long, value_name = "PATH")]
+    pub db: Vec<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
 }
@@ -223,9 +226,10 @@ pub struct DiffArgs {
     /// Two Tracefiles; with --db, omit them and give --a-*/--b-* selections.
     #[arg(value_name = "TRACEFILE", num_args = 0..=2)]
     pub tracefiles: Vec<PathBuf>,
-    /// Compare two selections of the store.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// Compare two selections of the store (repeatable, or a directory of node stores:
+    /// each side is the union over all of them).
+    #[arg(long, value_name = "PATH")]
+    pub db: Vec<PathBuf>,
     /// Selection A (left, `-`): `--a-since 14d --a-until 7d --a-name web`.
     #[command(flatten)]
     pub a: SideA,

@@ -5,6 +5,8 @@
 pub mod baseline;
 pub mod bits;
 pub mod containers;
+pub mod coverage;
+pub mod fleet;
 pub mod lock;
 pub mod materialize;
 pub mod record;
@@ -52,6 +54,15 @@ pub enum StoreError {
         "store {path} is a SQLite database but not a ctrace store ({why}); nothing was changed"
     )]
     NotCtrace { path: PathBuf, why: &'static str },
+    #[error(
+        "store `{path}` has schema version {version}, newer than this build knows ({known}); \
+         read it with a newer ctrace"
+    )]
+    Newer {
+        path: PathBuf,
+        version: i64,
+        known: i64,
+    },
 }
 
 /// The first 16 bytes of every SQLite database file.
@@ -220,6 +231,23 @@ pub fn open_ro(path: &Path) -> Result<Connection, StoreError> {
     .map_err(sqlite(path))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sqlite(path))?;
+    // Negative: more migrations applied than this build has (a store of a newer ctrace).
+    let pending = MIGRATIONS
+        .pending_migrations(&conn)
+        .map_err(|source| StoreError::Migration {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if pending < 0 {
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sqlite(path))?;
+        return Err(StoreError::Newer {
+            path: path.to_path_buf(),
+            version,
+            known: version + i64::from(pending),
+        });
+    }
     Ok(conn)
 }
 
