@@ -147,7 +147,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
                 )
             };
             let select = |side: &str, sel: &Selection| -> anyhow::Result<Tracefile> {
-                let tf = fleet::select(&nodes, sel, |_, _| {})
+                let tf = fleet::select(&nodes, sel, false, |_, _| {})
                     .with_context(|| format!("selection {side}"))?
                     .union;
                 if tf.is_empty() {

@@ -139,7 +139,7 @@ pub fn run(args: OptionsArgs) -> anyhow::Result<ExitCode> {
     let mut coverage = None;
     let mut matched = Vec::new();
     if !nodes.is_empty() {
-        let selected = fleet::select(&nodes, &args.selection, |db, part| {
+        let selected = fleet::select(&nodes, &args.selection, true, |db, part| {
             let dropped = drop_unknown(part);
             if !dropped.is_empty() {
                 tracing::warn!(

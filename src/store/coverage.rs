@@ -3,7 +3,8 @@
 //! life, from its id); a container is a name on a node (`web` started again is one container,
 //! two runs). Coverage informs: the profile is still the union of everything selected.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use rusqlite::{params_from_iter, Connection};
@@ -46,19 +47,19 @@ pub struct Coverage {
     pub totals: CoverageTotals,
 }
 
-/// Where one item was seen: node indexes, (node, container name) and (node, run) pairs.
+/// Where one item was seen: node indexes, (node, container name) pairs, and how many runs.
 #[derive(Debug, Default)]
 struct Seen {
     nodes: BTreeSet<usize>,
     containers: BTreeSet<(usize, usize)>,
-    runs: BTreeSet<(usize, i64)>,
+    runs: usize,
 }
 
 /// Gathers coverage over one or more stores (call [`CoverageBuilder::add`] per store).
 #[derive(Debug, Default)]
 pub struct CoverageBuilder {
     nodes: Vec<String>,
-    names: BTreeMap<String, usize>,
+    names: HashMap<String, usize>,
     items: BTreeMap<(Class, u32), Seen>,
     all: Seen,
 }
@@ -88,24 +89,39 @@ impl CoverageBuilder {
             filter.sql
         ))?;
         let mut rows = stmt.query(params_from_iter(filter.params().iter()))?;
+        // Each run's sets first (a run has many rows), then each item once per run.
+        let mut runs: HashMap<i64, (usize, BTreeMap<Class, Bits>)> = HashMap::new();
         while let Some(row) = rows.next()? {
-            let run: i64 = row.get(0)?;
-            let name: String = row.get(1)?;
             let kind: String = row.get(2)?;
             let abi: Option<String> = row.get(3)?;
             let Some(class) = Class::from_columns(&kind, abi.as_deref()) else {
                 continue;
             };
-            let next = self.names.len();
-            let c = *self.names.entry(name).or_insert(next);
+            let run: i64 = row.get(0)?;
+            let set = Bits::from_row(row, 4)?;
+            let (_, sets) = match runs.entry(run) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let name: String = row.get(1)?;
+                    let next = self.names.len();
+                    let c = *self.names.entry(name).or_insert(next);
+                    e.insert((c, BTreeMap::new()))
+                }
+            };
+            let entry = sets.entry(class).or_default();
+            *entry = entry.union(&set);
+        }
+        for (c, sets) in runs.into_values() {
             self.all.nodes.insert(n);
             self.all.containers.insert((n, c));
-            self.all.runs.insert((n, run));
-            for nr in Bits::from_row(row, 4)?.iter() {
-                let seen = self.items.entry((class, nr)).or_default();
-                seen.nodes.insert(n);
-                seen.containers.insert((n, c));
-                seen.runs.insert((n, run));
+            self.all.runs += 1;
+            for (class, set) in sets {
+                for nr in set.iter() {
+                    let seen = self.items.entry((class, nr)).or_default();
+                    seen.nodes.insert(n);
+                    seen.containers.insert((n, c));
+                    seen.runs += 1;
+                }
             }
         }
         Ok(())
@@ -124,7 +140,7 @@ impl CoverageBuilder {
                 abi: class.abi(),
                 nodes: seen.nodes.len(),
                 containers: seen.containers.len(),
-                runs: seen.runs.len(),
+                runs: seen.runs,
             })
             .collect();
         items.sort_by(|a, b| (a.kind, a.abi, &a.name).cmp(&(b.kind, b.abi, &b.name)));
@@ -132,7 +148,7 @@ impl CoverageBuilder {
         let totals = CoverageTotals {
             nodes,
             containers: self.all.containers.len(),
-            runs: self.all.runs.len(),
+            runs: self.all.runs,
             single_node: if nodes > 1 {
                 items.iter().filter(|i| i.nodes == 1).count()
             } else {

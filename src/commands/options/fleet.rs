@@ -45,10 +45,11 @@ pub fn matches_nothing(nodes: &[Node]) -> anyhow::Error {
 }
 
 /// `sel` applied to every node; `clean` is given each node's part (to drop names this
-/// build does not know) before it joins the union.
+/// build does not know) before it joins the union. Coverage only `with_coverage`.
 pub fn select(
     nodes: &[Node],
     sel: &Selection,
+    with_coverage: bool,
     mut clean: impl FnMut(&Path, &mut Tracefile),
 ) -> anyhow::Result<FleetSelection> {
     let mut union = Tracefile::default();
@@ -62,9 +63,11 @@ pub fn select(
         }
         clean(&node.path, &mut part);
         union.merge(&part);
-        coverage
-            .add(&node.name, &node.conn, sel, Scope::All)
-            .with_context(|| format!("coverage in store `{}`", node.path.display()))?;
+        if with_coverage {
+            coverage
+                .add(&node.name, &node.conn, sel, Scope::All)
+                .with_context(|| format!("coverage in store `{}`", node.path.display()))?;
+        }
         matched.push(i);
     }
     Ok(FleetSelection {
