@@ -59,6 +59,9 @@ pub enum Command {
                       ctrace report --output files.html data/web data/db"
     )]
     Report(ReportArgs),
+    /// Per syscall and capability of a selection over one or more stores: on how many nodes,
+    /// containers and runs it was seen, thinnest first (what rests on a single run).
+    Coverage(CoverageArgs),
     /// Run read-only SQL on the store and print the rows: tab-separated (tabs, line breaks
     /// and backslashes escaped as \t, \n, \r, \\), or --csv, or --json.
     Sql(SqlArgs),
@@ -219,6 +222,18 @@ pub struct ReportArgs {
     pub db: Vec<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// The store (repeatable, or a directory of node stores, merged).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub db: Vec<PathBuf>,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Print JSON (`coverage` and `coverage_totals`, as `options --format json`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

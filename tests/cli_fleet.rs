@@ -323,3 +323,29 @@ fn what_is_not_a_store_stops_the_merge_with_its_name() {
     let err = refused(&[&empty], dir.path());
     assert!(err.contains("holds no store"), "{err}");
 }
+
+#[test]
+fn coverage_command_lists_the_thinnest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = fleet(dir.path());
+    let out = ctrace(&["coverage", "--db", path(&nodes), "--label", "web"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "nodes\tcontainers\truns\tabi\tname\n\
+         1\t1\t1\tcapability\tchown\n\
+         1\t1\t1\tx86_64\tmkdir\n\
+         1\t1\t1\tx86_64\tptrace\n\
+         2\t2\t2\tx86_64\twrite\n\
+         2\t2\t3\tx86_64\tread\n\
+         5 items over 2 node(s), 2 container(s), 3 run(s); 3 rest on a single run, 3 were \
+         seen on a single node of several\n"
+    );
+    let json = ctrace(&["coverage", "--db", path(&nodes), "--json", "--name", "db"]);
+    let v: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(
+        v["coverage"],
+        json!([item("bind", 1, 1, 1), item("read", 1, 1, 1)])
+    );
+    assert_eq!(v["coverage_totals"]["runs"], 1);
+}
