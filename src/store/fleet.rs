@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{open_ro, StoreError};
+use super::{check_known_schema, open_ro, StoreError};
 
 /// One store of the selection.
 pub struct Node {
@@ -89,6 +89,7 @@ pub fn open_nodes(dbs: &[PathBuf]) -> Result<Vec<Node>, FleetError> {
     let mut nodes = Vec::new();
     for path in store_paths(dbs)? {
         let conn = open_ro(&path)?;
+        check_known_schema(&path, &conn)?;
         let meta: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'node'", [], |r| {
                 r.get(0)

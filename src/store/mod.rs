@@ -212,6 +212,30 @@ pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Refuses a store whose schema is newer than this build's (a newer ctrace wrote it): its
+/// tables may mean what this build cannot read. For commands that interpret the rows
+/// (`options`, `diff`, `report`, `coverage`); `sql` and `status` read any version.
+pub fn check_known_schema(path: &Path, conn: &Connection) -> Result<(), StoreError> {
+    // Negative: more migrations applied than this build has (a store of a newer ctrace).
+    let pending = MIGRATIONS
+        .pending_migrations(conn)
+        .map_err(|source| StoreError::Migration {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if pending < 0 {
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sqlite(path))?;
+        return Err(StoreError::Newer {
+            path: path.to_path_buf(),
+            version,
+            known: version + i64::from(pending),
+        });
+    }
+    Ok(())
+}
+
 /// Opens an existing store for queries; it is never created or migrated here.
 pub fn open_ro(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
@@ -231,23 +255,6 @@ pub fn open_ro(path: &Path) -> Result<Connection, StoreError> {
     .map_err(sqlite(path))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sqlite(path))?;
-    // Negative: more migrations applied than this build has (a store of a newer ctrace).
-    let pending = MIGRATIONS
-        .pending_migrations(&conn)
-        .map_err(|source| StoreError::Migration {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if pending < 0 {
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sqlite(path))?;
-        return Err(StoreError::Newer {
-            path: path.to_path_buf(),
-            version,
-            known: version + i64::from(pending),
-        });
-    }
     Ok(conn)
 }
 
