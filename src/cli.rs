@@ -59,6 +59,9 @@ pub enum Command {
                       ctrace report --output files.html data/web data/db"
     )]
     Report(ReportArgs),
+    /// Per syscall and capability of a selection over one or more stores: on how many nodes,
+    /// containers and runs it was seen, thinnest first (what rests on a single run).
+    Coverage(CoverageArgs),
     /// Run read-only SQL on the store and print the rows: tab-separated (tabs, line breaks
     /// and backslashes escaped as \t, \n, \r, \\), or --csv, or --json.
     Sql(SqlArgs),
@@ -186,10 +189,12 @@ pub struct OptionsArgs {
     /// Tracefiles, or directories searched recursively for them.
     #[arg(value_name = "TRACEFILE")]
     pub tracefiles: Vec<PathBuf>,
-    /// Read from the store instead of (or besides) Tracefiles. Without it, the runtime
-    /// baseline still comes from the default store: $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// Read from the store instead of (or besides) Tracefiles. Repeatable, or a directory
+    /// (every `*.db` under it, one store per node): the selection applies to each, the union
+    /// is taken. Without it, the runtime baseline still comes from the default store:
+    /// $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
+    #[arg(long, value_name = "PATH")]
+    pub db: Vec<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
     /// What to print.
@@ -211,11 +216,24 @@ pub struct ReportArgs {
     /// Tracefiles, or directories searched recursively for them (one part per file).
     #[arg(value_name = "TRACEFILE")]
     pub tracefiles: Vec<PathBuf>,
-    /// The store; when no Tracefiles are given, $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// The store (repeatable, or a directory of node stores, merged); when no Tracefiles
+    /// are given, $CTRACE_DB, else /var/lib/ctrace/ctrace.db.
+    #[arg(long, value_name = "PATH")]
+    pub db: Vec<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// The store (repeatable, or a directory of node stores, merged).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub db: Vec<PathBuf>,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Print JSON (`coverage` and `coverage_totals`, as `options --format json`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,9 +241,10 @@ pub struct DiffArgs {
     /// Two Tracefiles; with --db, omit them and give --a-*/--b-* selections.
     #[arg(value_name = "TRACEFILE", num_args = 0..=2)]
     pub tracefiles: Vec<PathBuf>,
-    /// Compare two selections of the store.
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// Compare two selections of the store (repeatable, or a directory of node stores:
+    /// each side is the union over all of them).
+    #[arg(long, value_name = "PATH")]
+    pub db: Vec<PathBuf>,
     /// Selection A (left, `-`): `--a-since 14d --a-until 7d --a-name web`.
     #[command(flatten)]
     pub a: SideA,

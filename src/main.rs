@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Capability(args) => commands::lookup::capability(args),
         Command::Syscall(args) => commands::lookup::syscall(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Coverage(args) => commands::coverage::run(args),
         Command::Sql(args) => commands::sql::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Completions(args) => commands::completions::completions(args),

@@ -12,8 +12,7 @@ use anyhow::{bail, Context};
 
 use crate::abi::Abi;
 use crate::cli::{DiffArgs, Selection};
-use crate::store;
-use crate::store::select::select_tracefile;
+use crate::commands::options::fleet;
 use crate::tracefile::parse::read_union;
 use crate::tracefile::{Tracefile, CAPABILITIES, ERRNO};
 
@@ -128,25 +127,39 @@ fn use_color(choice: &str) -> bool {
 pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let side_a: Selection = args.a.into();
     let side_b: Selection = args.b.into();
-    let (a, b) = match &args.db {
-        Some(db) => {
+    let stored = match args.db.as_slice() {
+        [] => None,
+        dbs => {
             if !args.tracefiles.is_empty() {
                 bail!("give either two Tracefiles or --db with --a-*/--b-* selections, not both");
             }
-            let conn = store::open_ro(db)?;
+            // Every store is opened (and checked) before either side is selected.
+            let nodes = fleet::open(dbs)?;
+            let stores = || {
+                let paths: Vec<String> = nodes
+                    .iter()
+                    .map(|n| format!("`{}`", n.path.display()))
+                    .collect();
+                format!(
+                    "store{} {}",
+                    if paths.len() == 1 { "" } else { "s" },
+                    paths.join(", ")
+                )
+            };
             let select = |side: &str, sel: &Selection| -> anyhow::Result<Tracefile> {
-                let tf = select_tracefile(&conn, sel)
-                    .with_context(|| format!("selection {side} in store `{}`", db.display()))?;
+                let tf = fleet::select(&nodes, sel, false, |_, _| {})
+                    .with_context(|| format!("selection {side}"))?
+                    .union;
                 if tf.is_empty() {
-                    tracing::warn!(
-                        "selection {side} matches nothing in store `{}`",
-                        db.display()
-                    );
+                    tracing::warn!("selection {side} matches nothing in {}", stores());
                 }
                 Ok(tf)
             };
-            (select("A", &side_a)?, select("B", &side_b)?)
+            Some((select("A", &side_a)?, select("B", &side_b)?))
         }
+    };
+    let (a, b) = match stored {
+        Some(pair) => pair,
         None => {
             if !selection_is_empty(&side_a) || !selection_is_empty(&side_b) {
                 bail!("--a-*/--b-* selections need --db PATH");

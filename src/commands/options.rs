@@ -17,9 +17,11 @@ use crate::profile::formats::{self, BaselineSummary, Summary};
 use crate::profile::write_profile;
 use crate::store;
 use crate::store::baseline::stored_baseline;
-use crate::store::select::select_tracefile;
+use crate::store::fleet::Node;
 use crate::tracefile::parse::{read_tracefile, read_union};
 use crate::tracefile::Tracefile;
+
+pub mod fleet;
 
 fn no_baseline(db: &Path, why: &str) -> anyhow::Error {
     anyhow::anyhow!(
@@ -31,13 +33,19 @@ fn no_baseline(db: &Path, why: &str) -> anyhow::Error {
     )
 }
 
-/// The baseline to add, per the options, and how it is reported.
-fn resolve_baseline(args: &OptionsArgs) -> anyhow::Result<(Tracefile, BaselineSummary)> {
+/// The baseline to add, per the options, and how it is reported. With several stores, each
+/// selected store's own baseline (`fleet::baselines`).
+fn resolve_baseline(
+    args: &OptionsArgs,
+    nodes: &[Node],
+    matched: &[usize],
+) -> anyhow::Result<(Tracefile, BaselineSummary)> {
     let summary = |source: &str, path: Option<String>, tf: &Tracefile| BaselineSummary {
         source: source.to_string(),
         path,
         capabilities: tf.capabilities.len(),
         syscalls: tf.syscall_count(),
+        ..BaselineSummary::default()
     };
     if let Some(path) = &args.requirements {
         let tf = read_tracefile(path).context("reading the requirements Tracefile")?;
@@ -49,7 +57,13 @@ fn resolve_baseline(args: &OptionsArgs) -> anyhow::Result<(Tracefile, BaselineSu
         let s = summary("none", None, &tf);
         return Ok((tf, s));
     }
-    let db = args.db.clone().unwrap_or_else(default_db);
+    if nodes.len() > 1 {
+        return fleet::baselines(nodes, matched, no_baseline);
+    }
+    let db = match nodes {
+        [node] => node.path.clone(),
+        _ => default_db(),
+    };
     if !db.exists() {
         return Err(no_baseline(
             &db,
@@ -107,37 +121,51 @@ pub fn run(args: OptionsArgs) -> anyhow::Result<ExitCode> {
     if args.no_requirements && args.requirements.is_some() {
         bail!("--requirements and --no-requirements contradict each other");
     }
-    if args.tracefiles.is_empty() && args.db.is_none() {
+    if args.tracefiles.is_empty() && args.db.is_empty() {
         bail!("nothing to read: give Tracefiles or directories, or --db PATH with a selection");
     }
-    if args.db.is_none() && selection_given(&args.selection) {
+    if args.db.is_empty() && selection_given(&args.selection) {
         bail!("--since/--until/--label/--name/--image/--container/--runc select from a store: add --db PATH");
     }
 
     let (mut union, files) = read_union(&args.tracefiles)?;
     let mut inputs: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    if let Some(db) = &args.db {
-        let conn = store::open_ro(db)?;
-        let mut selected = select_tracefile(&conn, &args.selection)
-            .with_context(|| format!("selecting from store `{}`", db.display()))?;
-        if selected.is_empty() {
-            return Err(crate::store::select::matches_nothing(db));
+    // Every store is opened (and checked) before anything is selected.
+    let nodes = if args.db.is_empty() {
+        Vec::new()
+    } else {
+        fleet::open(&args.db)?
+    };
+    let mut coverage = None;
+    let mut matched = Vec::new();
+    if !nodes.is_empty() {
+        let selected = fleet::select(&nodes, &args.selection, true, |db, part| {
+            let dropped = drop_unknown(part);
+            if !dropped.is_empty() {
+                tracing::warn!(
+                    "store `{}` holds names unknown to this build, left out: {}",
+                    db.display(),
+                    dropped.join(", ")
+                );
+            }
+        })?;
+        if selected.matched.is_empty() {
+            return Err(fleet::matches_nothing(&nodes));
         }
-        let dropped = drop_unknown(&mut selected);
-        if !dropped.is_empty() {
-            tracing::warn!(
-                "store `{}` holds names unknown to this build, left out: {}",
-                db.display(),
-                dropped.join(", ")
-            );
-        }
-        union.merge(&selected);
-        inputs.push(format!("store:{}", db.display()));
+        union.merge(&selected.union);
+        inputs.extend(
+            selected
+                .matched
+                .iter()
+                .map(|&i| format!("store:{}", nodes[i].path.display())),
+        );
+        matched = selected.matched;
+        coverage = Some(selected.coverage);
     }
     if union.syscall_count() == 0 {
         tracing::warn!("the inputs record no system calls");
     }
-    let (baseline, baseline_summary) = resolve_baseline(&args)?;
+    let (baseline, baseline_summary) = resolve_baseline(&args, &nodes, &matched)?;
     union.merge(&baseline);
 
     // Everything is read and valid: only now is the output written.
@@ -147,7 +175,12 @@ pub fn run(args: OptionsArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Compose => formats::compose(&union, &args.output),
         OutputFormat::K8s => formats::k8s(&union, &profile, &args.output),
         OutputFormat::Json => {
-            let summary = Summary::new(&union, &profile, &args.output, baseline_summary, inputs);
+            let mut summary =
+                Summary::new(&union, &profile, &args.output, baseline_summary, inputs);
+            if let Some(c) = coverage {
+                summary.coverage = Some(c.items);
+                summary.coverage_totals = Some(c.totals);
+            }
             format!("{}\n", summary.to_json()?)
         }
     };

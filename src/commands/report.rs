@@ -9,40 +9,51 @@ use tracing::info;
 
 use crate::atomic_write::write_atomically;
 use crate::cli::{default_db, ReportArgs};
-use crate::commands::options::selection_given;
+use crate::commands::options::{fleet, selection_given};
 use crate::report::{self, model, Report};
 use crate::store;
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    if args.db.is_none() && !args.tracefiles.is_empty() && selection_given(&args.selection) {
+    if args.db.is_empty() && !args.tracefiles.is_empty() && selection_given(&args.selection) {
         bail!("--since/--until/--label/--name/--image/--container/--runc select from a store: add --db PATH");
     }
     // No input named: the default store ($CTRACE_DB, else /var/lib/ctrace/ctrace.db).
-    let db = match (&args.db, args.tracefiles.is_empty()) {
-        (Some(db), _) => Some(db.clone()),
-        (None, true) => Some(default_db()),
-        (None, false) => None,
+    let dbs = match (args.db.is_empty(), args.tracefiles.is_empty()) {
+        (false, _) => args.db.clone(),
+        (true, true) => vec![default_db()],
+        (true, false) => Vec::new(),
     };
     let mut report = Report {
         generated_ms: store::now_ms(),
         ..Report::default()
     };
-    let conn = db.as_ref().map(|db| store::open_ro(db)).transpose()?;
-    if let (Some(conn), Some(db)) = (&conn, &db) {
-        report.baseline = model::load_baseline(conn)
-            .with_context(|| format!("reading the runtime baseline of `{}`", db.display()))?;
-        report.default_allowlist = model::load_default_allowlist(conn).with_context(|| {
-            format!("reading Docker's default allowlist from `{}`", db.display())
-        })?;
+    // Every store is opened (and checked) before anything is read from one.
+    let nodes = if dbs.is_empty() {
+        Vec::new()
+    } else {
+        fleet::open(&dbs)?
+    };
+    report.baseline = report::fleet::load_baseline(&nodes)?;
+    for node in &nodes {
+        report.default_allowlist =
+            model::load_default_allowlist(&node.conn).with_context(|| {
+                format!(
+                    "reading Docker's default allowlist from `{}`",
+                    node.path.display()
+                )
+            })?;
+        if report.default_allowlist.is_some() {
+            break;
+        }
     }
     model::add_files(&mut report, &args.tracefiles)?;
-    if let (Some(conn), Some(db)) = (&conn, &db) {
+    if !nodes.is_empty() {
         // Selecting by container shows containers; otherwise the Tracefiles they wrote.
         let by_container =
             !args.selection.containers.is_empty() || !args.selection.names.is_empty();
-        model::add_store(&mut report, conn, db, &args.selection, by_container)?;
+        report::fleet::add_nodes(&mut report, &nodes, &args.selection, by_container)?;
         if report.parts.is_empty() {
-            return Err(crate::store::select::matches_nothing(db));
+            return Err(fleet::matches_nothing(&nodes));
         }
     }
     let html = report::page(&report);

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::abi::Abi;
 use crate::profile::seccomp::{self, SeccompProfile};
+use crate::store::coverage::{CoverageItem, CoverageTotals};
 use crate::tracefile::Tracefile;
 
 /// `net_raw` → `NET_RAW`, sorted: the `--cap-add` values.
@@ -169,13 +170,28 @@ pub fn k8s(tracefile: &Tracefile, profile: &SeccompProfile, profile_path: &Path)
 }
 
 /// Where the runtime baseline came from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BaselineSummary {
     /// `file`, `store` or `none`.
     pub source: String,
     /// The requirements Tracefile or the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    pub capabilities: usize,
+    pub syscalls: usize,
+    /// With several stores: each one's own baseline, added for its containers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<StoreBaseline>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The runtime baseline one store of several contributed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreBaseline {
+    pub node: String,
+    pub path: String,
+    pub engine_version: String,
     pub capabilities: usize,
     pub syscalls: usize,
 }
@@ -205,6 +221,12 @@ pub struct Summary {
     pub inputs: Vec<String>,
     pub counts: Counts,
     pub docker_options: String,
+    /// Per recorded item of the store selection: on how many nodes, containers and runs it
+    /// was seen (the profile still allows every one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Vec<CoverageItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage_totals: Option<CoverageTotals>,
 }
 
 impl Summary {
@@ -246,6 +268,8 @@ impl Summary {
             baseline,
             inputs,
             docker_options: docker_options(tracefile, profile_path),
+            coverage: None,
+            coverage_totals: None,
         }
     }
 
@@ -333,6 +357,7 @@ mod tests {
             path: None,
             capabilities: 0,
             syscalls: 0,
+            ..BaselineSummary::default()
         };
         let s = Summary::new(
             &tf,

@@ -65,6 +65,7 @@ code,.chip{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:12px}
 .added{background:#bbf7d0;color:#14532d}.removed{background:#fecaca;color:#7f1d1d}
 .kind{white-space:nowrap}.kind span{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}
 svg.timeline{width:100%;height:auto;max-width:1000px}
+tr.thin td{background:#fef3c7}
 svg .axis{font:12px system-ui,sans-serif;fill:#475569}
 ";
 

@@ -3,8 +3,12 @@
 //! - [`model`]: what the page shows, gathered through the store's selection code
 //!   (`store::select`, as `options`), `diff` and the profile generator;
 //! - [`kinds`]: which kind of thing each syscall does;
-//! - [`html`], [`parts`], [`svg`]: the page, one part of it, the timeline.
+//! - [`fleet`]: several stores (one per node) merged, with each part's coverage;
+//! - [`html`], [`parts`], [`svg`], [`coverage`]: the page, one part of it, the timeline, the
+//!   coverage table.
 
+pub mod coverage;
+pub mod fleet;
 pub mod html;
 pub mod kinds;
 pub mod model;

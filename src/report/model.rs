@@ -12,6 +12,7 @@ use crate::cli::Selection;
 use crate::commands::diff::{diff, SectionDiff};
 use crate::profile::SeccompProfile;
 use crate::store::baseline::stored_baseline;
+use crate::store::coverage::Coverage;
 use crate::store::materialize::materialize;
 pub use crate::store::refusals::DefaultAllowlist;
 use crate::store::select::{
@@ -63,6 +64,10 @@ pub struct Part {
     /// Syscall names the profile `ctrace options` makes for this part allows (with the
     /// baseline, when known).
     pub profile_allowed: usize,
+    /// Where the part comes from: (node index, scope in that node's store).
+    pub scopes: Vec<(usize, Scope)>,
+    /// On how many nodes, containers and runs each item was seen (store parts).
+    pub coverage: Option<Coverage>,
 }
 
 /// The newest two windows of one windowed label (`app-%Y%m%d`).
@@ -75,7 +80,7 @@ pub struct WindowChange {
     pub changes: Vec<SectionDiff>,
 }
 
-fn profile_size(recorded: &Tracefile, baseline: Option<&Baseline>) -> usize {
+pub fn profile_size(recorded: &Tracefile, baseline: Option<&Baseline>) -> usize {
     let mut union = recorded.clone();
     if let Some(b) = baseline {
         union.merge(&b.tracefile);
@@ -141,6 +146,7 @@ pub fn add_store(
     db: &Path,
     sel: &Selection,
     by_container: bool,
+    node: usize,
 ) -> anyhow::Result<()> {
     let store = || format!("store `{}`", db.display());
     report.sources.push(format!("store {}", db.display()));
@@ -160,6 +166,8 @@ pub fn add_store(
             sightings: Some(select_sightings(conn, sel, part.scope).with_context(store)?),
             recorded,
             profile_allowed,
+            scopes: vec![(node, part.scope)],
+            coverage: None,
         });
     }
     let labels: BTreeSet<String> = select_containers(conn, sel, Scope::All)

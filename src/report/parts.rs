@@ -95,6 +95,9 @@ pub fn part(
         out.push_str("<span class=\"muted\">none</span>");
     }
     out.push_str("</td></tr></table>");
+    if let Some(coverage) = &part.coverage {
+        out.push_str(&super::coverage::table(coverage));
+    }
     let errnos = part.recorded.errno_entries();
     if !errnos.is_empty() {
         let _ = write!(

@@ -5,6 +5,8 @@
 pub mod baseline;
 pub mod bits;
 pub mod containers;
+pub mod coverage;
+pub mod fleet;
 pub mod lock;
 pub mod materialize;
 pub mod record;
@@ -53,6 +55,15 @@ pub enum StoreError {
         "store {path} is a SQLite database but not a ctrace store ({why}); nothing was changed"
     )]
     NotCtrace { path: PathBuf, why: &'static str },
+    #[error(
+        "store `{path}` has schema version {version}, newer than this build knows ({known}); \
+         read it with a newer ctrace"
+    )]
+    Newer {
+        path: PathBuf,
+        version: i64,
+        known: i64,
+    },
 }
 
 /// The first 16 bytes of every SQLite database file.
@@ -200,6 +211,30 @@ pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
         })?;
     bits::store_names(&conn).map_err(sqlite(path))?;
     Ok(conn)
+}
+
+/// Refuses a store whose schema is newer than this build's (a newer ctrace wrote it): its
+/// tables may mean what this build cannot read. For commands that interpret the rows
+/// (`options`, `diff`, `report`, `coverage`); `sql` and `status` read any version.
+pub fn check_known_schema(path: &Path, conn: &Connection) -> Result<(), StoreError> {
+    // Negative: more migrations applied than this build has (a store of a newer ctrace).
+    let pending = MIGRATIONS
+        .pending_migrations(conn)
+        .map_err(|source| StoreError::Migration {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if pending < 0 {
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sqlite(path))?;
+        return Err(StoreError::Newer {
+            path: path.to_path_buf(),
+            version,
+            known: version + i64::from(pending),
+        });
+    }
+    Ok(())
 }
 
 /// Opens an existing store for queries; it is never created or migrated here.

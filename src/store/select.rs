@@ -46,15 +46,15 @@ pub enum Scope {
 
 /// A `WHERE` clause over `runs r` (or `first_sightings r`, which has the same `container`,
 /// `tracefile` and `init` columns) and its parameters.
-struct Filter {
-    sql: String,
-    params: Vec<Box<dyn ToSql>>,
+pub(super) struct Filter {
+    pub(super) sql: String,
+    pub(super) params: Vec<Box<dyn ToSql>>,
 }
 
 impl Filter {
     /// The selection's phase and container filters, within `scope`; times are the caller's,
     /// as the two tables keep them differently.
-    fn new(sel: &Selection, scope: Scope) -> Filter {
+    pub(super) fn new(sel: &Selection, scope: Scope) -> Filter {
         let mut f = Filter {
             sql: String::from("1"),
             params: Vec::new(),
@@ -101,7 +101,11 @@ impl Filter {
     }
 
     /// Plus `--since`/`--until` on runs: a run counts if it overlaps the window.
-    fn with_run_times(mut self, sel: &Selection, now: SystemTime) -> Result<Filter, SelectError> {
+    pub(super) fn with_run_times(
+        mut self,
+        sel: &Selection,
+        now: SystemTime,
+    ) -> Result<Filter, SelectError> {
         if let Some(since) = &sel.since {
             self.sql.push_str(" AND r.last_seen >= ?");
             self.params.push(Box::new(parse_when(since, now)?));
@@ -113,7 +117,7 @@ impl Filter {
         Ok(self)
     }
 
-    fn params(&self) -> Vec<&dyn ToSql> {
+    pub(super) fn params(&self) -> Vec<&dyn ToSql> {
         self.params.iter().map(|p| p.as_ref()).collect()
     }
 }

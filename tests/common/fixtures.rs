@@ -129,3 +129,75 @@ pub fn make_store(path: &Path, baseline: Option<&str>) {
         .unwrap();
     }
 }
+
+/// One container run of a node store: its `containers.id`, name, label (also its Tracefile)
+/// and items as (kind, abi, nr, name), all used from 2 days to 1 day ago.
+pub struct NodeRun<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub label: &'a str,
+    pub items: &'a [(&'a str, Option<&'a str>, i64, &'a str)],
+}
+
+/// A node's store with the real (first) schema: the given container runs, an optional
+/// runtime baseline as (engine version, Tracefile text) and `meta.node`.
+pub fn make_node_store(
+    path: &Path,
+    runs: &[NodeRun],
+    baseline: Option<(&str, &str)>,
+    node: Option<&str>,
+) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(include_str!("../../migrations/001_initial.sql"))
+        .unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    let now = now_ms();
+    for run in runs {
+        conn.execute(
+            "INSERT INTO containers (id, container_id, name, image, label, started_at) \
+             VALUES (?1, ?2, ?3, 'ctrace-test/busybox', ?4, ?5)",
+            rusqlite::params![
+                run.id,
+                format!("{:064x}", run.id),
+                run.name,
+                run.label,
+                now - 3 * DAY + run.id
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT OR IGNORE INTO tracefiles (path) VALUES (?1)",
+            [run.label],
+        )
+        .unwrap();
+        for (kind, abi, nr, name) in run.items {
+            conn.execute(
+                "INSERT INTO sightings (container, tracefile, kind, abi, nr, name, first_seen, \
+                 last_seen) SELECT ?1, id, ?2, ?3, ?4, ?5, ?6, ?7 FROM tracefiles WHERE path = ?8",
+                rusqlite::params![
+                    run.id,
+                    kind,
+                    abi,
+                    nr,
+                    name,
+                    now - 2 * DAY,
+                    now - DAY,
+                    run.label
+                ],
+            )
+            .unwrap();
+        }
+    }
+    if let Some((engine, text)) = baseline {
+        conn.execute(
+            "INSERT INTO requirements VALUES (?1, ?2, ?3)",
+            rusqlite::params![engine, now, text],
+        )
+        .unwrap();
+    }
+    if let Some(node) = node {
+        conn.execute("INSERT INTO meta VALUES ('node', ?1)", [node])
+            .unwrap();
+    }
+}
