@@ -40,19 +40,16 @@ impl OwnDockerd {
             dir: dir.to_path_buf(),
             child: Some(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !own
-            .docker(&["info", "--format", "{{.ServerVersion}}"])
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the test's dockerd did not answer within 60 s:\n{}",
-                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        super::env::wait_until_it_answers(
+            "the test's dockerd",
+            &dir.join("dockerd.log"),
+            Duration::from_secs(60),
+            || {
+                own.docker(&["info", "--format", "{{.ServerVersion}}"])
+                    .status
+                    .success()
+            },
+        );
         own
     }
 

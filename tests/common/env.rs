@@ -66,3 +66,22 @@ pub fn docker_ok(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Waits until `answers()` holds, for a service the test started (its own dockerd, a podman
+/// service); fails with the service's log after `timeout`.
+pub fn wait_until_it_answers(
+    what: &str,
+    log: &std::path::Path,
+    timeout: std::time::Duration,
+    answers: impl Fn() -> bool,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !answers() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not answer within {timeout:?}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -50,14 +50,21 @@ pub const DAY: i64 = 24 * 3600 * 1000;
 /// kind, abi, nr, name, first_seen, last_seen
 type Sighting<'a> = (&'a str, Option<&'a str>, i64, &'a str, i64, i64);
 
-/// A store with the real schema: container `web` used read+write 10 days ago, read+mkdir
-/// (and i386 write) 2 days ago, and chown; optionally a runtime baseline.
-pub fn make_store(path: &Path, baseline: Option<&str>) {
+/// A new store at `path` with the first schema only (as an old ctrace made it; opening it
+/// for writing migrates it).
+fn first_schema_store(path: &Path) -> Connection {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(include_str!("../../migrations/001_initial.sql"))
         .unwrap();
     conn.pragma_update(None, "user_version", 1).unwrap();
+    conn
+}
+
+/// A store with the real schema: container `web` used read+write 10 days ago, read+mkdir
+/// (and i386 write) 2 days ago, and chown; optionally a runtime baseline.
+pub fn make_store(path: &Path, baseline: Option<&str>) {
+    let conn = first_schema_store(path);
     let now = now_ms();
     conn.execute(
         "INSERT INTO containers (id, container_id, name, image, label, started_at) \
@@ -147,11 +154,7 @@ pub fn make_node_store(
     baseline: Option<(&str, &str)>,
     node: Option<&str>,
 ) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let conn = Connection::open(path).unwrap();
-    conn.execute_batch(include_str!("../../migrations/001_initial.sql"))
-        .unwrap();
-    conn.pragma_update(None, "user_version", 1).unwrap();
+    let conn = first_schema_store(path);
     let now = now_ms();
     for run in runs {
         conn.execute(

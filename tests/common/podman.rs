@@ -34,19 +34,16 @@ pub fn podman_service(dir: &Path) -> Option<OwnPodman> {
         socket,
         child: Some(child),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !own
-        .podman(&["version", "--format", "{{.Server.Version}}"])
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "podman's service did not answer within 30 s:\n{}",
-            std::fs::read_to_string(dir.join("podman.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    super::env::wait_until_it_answers(
+        "podman's service",
+        &dir.join("podman.log"),
+        Duration::from_secs(30),
+        || {
+            own.podman(&["version", "--format", "{{.Server.Version}}"])
+                .status
+                .success()
+        },
+    );
     Some(own)
 }
 
