@@ -46,7 +46,7 @@ fn the_baseline_is_recorded_every_time_and_starts_every_container_on_a_busy_mach
     let daemon = Daemon::start(&[]);
     let name = unique("true");
     run_container(Some(&name), IMAGE, &["true"]);
-    daemon.wait_tracefile_settled(&name, |t| t.lines().any(|l| l == "exit_group"));
+    daemon.wait_tracefile_final(&name, |t| t.lines().any(|l| l == "exit_group"));
 
     let _hog = CpuHog::start();
     let requirements = daemon.dir.path().join("requirements");

@@ -16,8 +16,17 @@ const WORKLOAD: &str =
 fn trace(daemon: &Daemon, image: &str, cmd: &[&str], expect: &str) -> PathBuf {
     let name = unique("enforce");
     run_container(Some(&name), image, cmd);
-    daemon.wait_tracefile_settled(&name, |t| t.contains(expect));
+    daemon.wait_tracefile_final(&name, |t| t.contains(expect));
     daemon.data().join(name)
+}
+
+/// What a failed restricted run needs explained: the trace and the profile made from it.
+fn evidence(traced: &Path, profile: &Path) -> String {
+    format!(
+        "Tracefile:\n{}\nprofile:\n{}",
+        std::fs::read_to_string(traced).unwrap_or_default(),
+        std::fs::read_to_string(profile).unwrap_or_default()
+    )
 }
 
 fn allowed_names(profile: &Path) -> (BTreeSet<String>, Vec<String>) {
@@ -74,8 +83,9 @@ fn profile_from_a_trace_runs_the_workload_and_nothing_more() {
     let restricted = run_restricted(&opts, IMAGE, &["sh", "-c", WORKLOAD]);
     assert!(
         restricted.status.success(),
-        "restricted run failed: {}",
-        String::from_utf8_lossy(&restricted.stderr)
+        "restricted run failed: {}\n{}",
+        String::from_utf8_lossy(&restricted.stderr),
+        evidence(&traced, &profile)
     );
     assert_eq!(restricted.stdout, free.stdout, "identical output");
 
@@ -137,7 +147,11 @@ fn i386_binary_runs_under_the_profile_of_its_own_trace() {
     let profile = daemon.dir.path().join("profile32.json");
     let opts = options(&traced, &requirements, &profile);
     let run = run_restricted(&opts, image, &["/prog32"]);
-    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.status.success(),
+        "{run:?}\n{}",
+        evidence(&traced, &profile)
+    );
     assert_eq!(String::from_utf8_lossy(&run.stdout), "ok\n");
     let (allowed, arches) = allowed_names(&profile);
     for name in ["mkdir", "write", "exit"] {

@@ -70,7 +70,7 @@ fn enforce(image: &str, cmd: &[&str]) {
     }
     // waitpid (wait4) is among the program's last calls: the child has come and gone. The
     // ERRNO section comes from the daemon's probe of the container's (default) profile.
-    let tracefile = daemon.wait_tracefile_settled(&name, |t| {
+    let tracefile = daemon.wait_tracefile_final(&name, |t| {
         t.lines().any(|l| l == "wait4") && t.lines().any(|l| l == "clone3 ENOSYS")
     });
     let traced: BTreeSet<String> = section(&tracefile, "SYSCALLS").into_iter().collect();

@@ -22,7 +22,7 @@ fn a_generated_profile_answers_every_refused_call_as_the_traced_profile_did() {
     let daemon = Daemon::start(&[]);
     let name = unique("fidelity");
     run_container(Some(&name), &image, &["/errno_probe"]);
-    let tracefile = daemon.wait_tracefile_settled(&name, |t| {
+    let tracefile = daemon.wait_tracefile_final(&name, |t| {
         t.lines().any(|l| l == "clone3 ENOSYS") && t.lines().any(|l| l == "exit_group")
     });
     let requirements = daemon.dir.path().join("requirements");

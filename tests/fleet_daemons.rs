@@ -43,7 +43,7 @@ fn stores_of_two_daemons_copied_while_they_run_merge_with_coverage() {
         let name = unique(node);
         run_named(Some(&name), Some(&label), IMAGE, &["sh", "-c", script]);
         let want_rmdir = script.contains("rmdir");
-        daemon.wait_tracefile_settled(&label, |t| {
+        daemon.wait_tracefile_final(&label, |t| {
             t.contains("mkdir") && (!want_rmdir || t.contains("rmdir"))
         });
         // The daemon still runs: the copy is taken from its live WAL-mode store.

@@ -26,7 +26,7 @@ fn a_podman_container_is_traced_like_the_same_workload_under_docker() {
     let docker_text = {
         let daemon = Daemon::start(&[]);
         run_container(Some(&docker_name), IMAGE, &["sh", "-c", WORKLOAD]);
-        daemon.wait_tracefile_settled(&docker_name, |t| t.lines().any(|l| l == "wait4"))
+        daemon.wait_tracefile_final(&docker_name, |t| t.lines().any(|l| l == "wait4"))
     };
 
     // Under podman, through its API socket.
@@ -45,7 +45,7 @@ fn a_podman_container_is_traced_like_the_same_workload_under_docker() {
         "-c",
         WORKLOAD,
     ]);
-    let text = daemon.wait_tracefile_settled(&name, |t| t.lines().any(|l| l == "wait4"));
+    let text = daemon.wait_tracefile_final(&name, |t| t.lines().any(|l| l == "wait4"));
 
     // Its cgroup is podman's and names the container the store holds.
     let cgroup = out

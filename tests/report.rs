@@ -150,7 +150,7 @@ fn report_of_a_real_container_renders_in_a_browser() {
         IMAGE,
         &["sh", "-c", "mkdir /made && chown 1:1 /made && echo done"],
     );
-    daemon.wait_tracefile_settled(&label, |t| t.contains("mkdir") && t.contains("chown"));
+    daemon.wait_tracefile_final(&label, |t| t.contains("mkdir") && t.contains("chown"));
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.html");

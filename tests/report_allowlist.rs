@@ -123,7 +123,7 @@ fn report_compares_with_the_default_allowlist_the_daemon_measured() {
         stdout.contains("kexec_load -1 1 mount -1 1"),
         "the program's output: {stdout}"
     );
-    let tracefile = daemon.wait_tracefile_settled(&label, |t| t.contains("getpid"));
+    let tracefile = daemon.wait_tracefile_final(&label, |t| t.contains("getpid"));
     let recorded: BTreeSet<String> = section(&tracefile, "SYSCALLS").into_iter().collect();
     assert!(recorded.contains("getpid"), "{tracefile}");
     for refused in ["kexec_load", "mount"] {

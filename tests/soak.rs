@@ -108,7 +108,7 @@ fn sigkill_while_containers_start_then_a_new_daemon_records_the_rest_completely(
     // The reference: the script's calls, from a container traced before any of this.
     let reference = format!("{base}-ref");
     run_container(Some(&reference), IMAGE, &["sh", "-c", SCRIPT]);
-    let text = daemon.wait_tracefile_settled(&reference, ran_script);
+    let text = daemon.wait_tracefile_final(&reference, ran_script);
     let expected: BTreeSet<String> = section(&text, "SYSCALLS").into_iter().collect();
 
     // 50 containers, 10 at a time; the daemon dies once 20 were launched, the threads wait
@@ -154,7 +154,7 @@ fn sigkill_while_containers_start_then_a_new_daemon_records_the_rest_completely(
         "only {} containers started after the restart",
         after.len()
     );
-    let texts = daemon.wait_tracefiles_settled(&after, ran_script);
+    let texts = daemon.wait_tracefiles_final(&after, ran_script);
     for (label, text) in after.iter().zip(&texts) {
         let calls: BTreeSet<String> = section(text, "SYSCALLS").into_iter().collect();
         assert!(

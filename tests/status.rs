@@ -72,7 +72,7 @@ fn status_names_the_live_daemon_and_then_reads_the_store() {
     let name = unique("status");
     let label = format!("{name}.trace");
     run_named(Some(&name), Some(&label), IMAGE, &[THREADS_BIN]);
-    daemon.wait_tracefile_settled(&label, |t| t.contains("\nexit_group\n"));
+    daemon.wait_tracefile_final(&label, |t| t.contains("\nexit_group\n"));
 
     let live = wait_report(&db, "the container, stopped", |r| {
         find(r, &name).is_some_and(|c| c["state"] == "stopped")

@@ -33,7 +33,7 @@ fn survives(faulty: &mut Daemon, fault: impl FnOnce(&dyn Fn()), what: &str) {
         run_container(Some(&label), IMAGE, &["sh", "-c", script]);
     });
     for daemon in [&*faulty, &reference] {
-        daemon.wait_tracefile_settled(&label, |t| t.lines().any(|l| l == "chown"));
+        daemon.wait_tracefile_final(&label, |t| t.lines().any(|l| l == "chown"));
     }
     assert_eq!(faulty.stop().code(), Some(0), "{}", faulty.stderr());
     assert_eq!(reference.stop().code(), Some(0));

@@ -147,8 +147,8 @@ fn container_that_exits_at_once_is_recorded_completely() {
     );
 
     // Sightings can reach a Tracefile in several writes; compare only whole records.
-    let fast_file = daemon.wait_tracefile_settled(&fast, |t| has_call(t, "write"));
-    let slow_file = daemon.wait_tracefile_settled(&slow, |t| has_call(t, "write"));
+    let fast_file = daemon.wait_tracefile_final(&fast, |t| has_call(t, "write"));
+    let slow_file = daemon.wait_tracefile_final(&slow, |t| has_call(t, "write"));
     let fast_calls = set(section(&fast_file, "SYSCALLS"));
     let slow_calls = set(section(&slow_file, "SYSCALLS"));
     let missing: Vec<_> = slow_calls.difference(&fast_calls).collect();
@@ -222,7 +222,7 @@ fn i386_binary_is_recorded_under_its_own_abi() {
             run_container(Some(&name), "ctrace-test/i386", &[program]),
             "ok\n"
         );
-        let text = daemon.wait_tracefile_settled(&name, |t| {
+        let text = daemon.wait_tracefile_final(&name, |t| {
             section(t, "SYSCALLS:i386").iter().any(|c| c == "exit")
         });
         (name, text)
@@ -306,7 +306,7 @@ fn containers_started_together_keep_the_runtime_out_of_their_tracefiles() {
     let mut first: Option<BTreeSet<String>> = None;
     // `echo c` is the script's last call; before it a Tracefile may hold a part.
     let texts =
-        daemon.wait_tracefiles_settled(&labels, |t| has_call(t, "mkdir") && has_call(t, "write"));
+        daemon.wait_tracefiles_final(&labels, |t| has_call(t, "mkdir") && has_call(t, "write"));
     for (label, text) in labels.iter().zip(texts) {
         let calls = set(section(&text, "SYSCALLS"));
         for runtime_only in ["pivot_root", "sethostname", "mount", "unshare", "seccomp"] {

@@ -248,7 +248,7 @@ fn iteration() -> Outcome {
     let witness = Witness::start();
     let name = unique("witness");
     run_named(Some(&name), Some(&name), IMAGE, &["sh", "-c", WORKLOAD]);
-    daemon.wait_tracefile_settled(&name, |t| t.lines().any(|l| l == "mkdir"));
+    daemon.wait_tracefile_final(&name, |t| t.lines().any(|l| l == "mkdir"));
     let status = daemon.stop();
     assert!(status.success(), "ctrace: {status}\n{}", daemon.stderr());
     // Every process of the container has exited (`docker run --rm` has returned), so the

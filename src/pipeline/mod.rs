@@ -71,6 +71,14 @@ pub enum ToReader {
     Untrack {
         cgroup_id: u64,
     },
+    /// A traced container stopped (Unix ms): everything its tasks made the kernel submit is
+    /// in the ring buffer by now (Docker reports a death after the last task is gone), so
+    /// the reader drains it, then tells the writer and untracks. In the store, a container
+    /// marked stopped therefore has all its sightings.
+    Stopped {
+        cgroup_id: u64,
+        at_ms: i64,
+    },
     /// How many labelled containers Docker has (created, running or stopped): while there
     /// is one, the syscall program stays attached, so a start misses none of its calls.
     LabelledContainers(usize),

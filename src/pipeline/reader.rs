@@ -160,7 +160,18 @@ impl Reader<'_> {
             }
             let mut stop = false;
             control.acknowledge();
-            while let Ok(request) = control.rx.try_recv() {
+            let requests: Vec<ToReader> = control.rx.try_iter().collect();
+            if requests
+                .iter()
+                .any(|r| matches!(r, ToReader::Stopped { .. }))
+            {
+                // A stopped container's last sightings go to the writer before its stop.
+                if let Err(e) = events.consume() {
+                    tracing::error!("{e}");
+                    break;
+                }
+            }
+            for request in requests {
                 stop |= self.apply(request);
             }
             if stop {
@@ -246,11 +257,11 @@ impl Reader<'_> {
                 }
                 Err(e) => tracing::error!("cgroup {cgroup_id} ({}): {e}", path.display()),
             },
-            ToReader::Untrack { cgroup_id } => {
-                let handle = self.tracked.remove(&cgroup_id);
-                self.kernel.untrack(cgroup_id, handle.as_ref());
-                self.log_attach_error();
+            ToReader::Stopped { cgroup_id, at_ms } => {
+                let _ = self.to_writer.send(ToWriter::Stopped { cgroup_id, at_ms });
+                self.untrack(cgroup_id);
             }
+            ToReader::Untrack { cgroup_id } => self.untrack(cgroup_id),
             ToReader::LabelledContainers(count) => {
                 self.labelled_containers = count;
                 self.log_attach_error();
@@ -264,6 +275,12 @@ impl Reader<'_> {
             ToReader::Shutdown => return true,
         }
         false
+    }
+
+    fn untrack(&mut self, cgroup_id: u64) {
+        let handle = self.tracked.remove(&cgroup_id);
+        self.kernel.untrack(cgroup_id, handle.as_ref());
+        self.log_attach_error();
     }
 }
 

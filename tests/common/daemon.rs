@@ -5,6 +5,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::tracefiles::section;
+
+/// How long a wait gives the daemon before the test fails. Generous: a wait ends as soon as
+/// what it waits for is true, so only a failing test pays it, and a loaded machine (CI, two
+/// CPUs, several daemons and dockerd busy at once) must not fail a correct daemon.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 /// A `ctrace trace` daemon with its own store and data directory.
 pub struct Daemon {
     pub child: Option<Child>,
@@ -101,7 +108,7 @@ impl Daemon {
     /// Waits until the Tracefile exists and `done` accepts it; returns its text.
     pub fn wait_tracefile(&self, name: &str, done: impl Fn(&str) -> bool) -> String {
         let path = self.data().join(name);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             if !text.is_empty() && done(&text) {
@@ -109,7 +116,7 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "Tracefile {} not as expected within 10 s; it holds:\n{text}\nctrace stderr:\n{}",
+                    "Tracefile {} not as expected within {PATIENCE:?}; it holds:\n{text}\nctrace stderr:\n{}",
                     path.display(),
                     self.stderr()
                 );
@@ -118,36 +125,71 @@ impl Daemon {
         }
     }
 
-    /// As `wait_tracefile`, then until the Tracefile has not changed for a second: one
-    /// container's sightings can reach it in more than one write.
-    pub fn wait_tracefile_settled(&self, name: &str, done: impl Fn(&str) -> bool) -> String {
-        self.wait_tracefiles_settled(&[name.to_string()], done)
-            .remove(0)
-    }
-
-    /// `wait_tracefile_settled` for several Tracefiles, settling them together.
-    pub fn wait_tracefiles_settled(
+    /// For containers that have exited: `wait_tracefile_final` for several Tracefiles.
+    pub fn wait_tracefiles_final(
         &self,
         names: &[String],
         done: impl Fn(&str) -> bool,
     ) -> Vec<String> {
-        let mut texts: Vec<String> = names
-            .iter()
-            .map(|name| self.wait_tracefile(name, &done))
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut since = Instant::now();
-        while since.elapsed() < Duration::from_secs(1) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            for (name, text) in names.iter().zip(texts.iter_mut()) {
-                let now = std::fs::read_to_string(self.data().join(name)).unwrap_or_default();
-                if now != *text {
-                    *text = now;
-                    since = Instant::now();
+        let deadline = Instant::now() + PATIENCE;
+        let mut texts = Vec::new();
+        for name in names {
+            let mut text = self.wait_tracefile(name, &done);
+            while let Some(why) = self.not_final(name, &text) {
+                if Instant::now() > deadline {
+                    panic!(
+                        "Tracefile {name} not final within {PATIENCE:?}: {why}; it holds:\n\
+                         {text}\nctrace stderr:\n{}",
+                        self.stderr()
+                    );
                 }
+                std::thread::sleep(Duration::from_millis(100));
+                text = std::fs::read_to_string(self.data().join(name)).unwrap_or_default();
             }
+            texts.push(text);
         }
         texts
+    }
+
+    /// For containers that have exited: waits until `done` accepts the Tracefile, the store
+    /// has every container feeding it stopped (the daemon marks a stop only once the
+    /// container's last sightings are in), and the Tracefile lists all the store holds for
+    /// it. Unlike a quiet period, this does not depend on the machine's speed.
+    pub fn wait_tracefile_final(&self, name: &str, done: impl Fn(&str) -> bool) -> String {
+        self.wait_tracefiles_final(&[name.to_string()], done)
+            .remove(0)
+    }
+
+    /// Why the Tracefile `name`, holding `text`, is not final yet; None once it is.
+    fn not_final(&self, name: &str, text: &str) -> Option<String> {
+        let quoted = name.replace('\'', "''");
+        let running = self.query(&format!(
+            "SELECT count(*) FROM containers WHERE stopped_at IS NULL AND (label = '{quoted}' \
+             OR id IN (SELECT r.container FROM runs r JOIN tracefiles t ON t.id = r.tracefile \
+             WHERE t.path = '{quoted}'))"
+        ));
+        if running[0][0] != "0" {
+            return Some(format!(
+                "{} of its containers not stopped in the store",
+                running[0][0]
+            ));
+        }
+        let stored = self.query(&format!(
+            "SELECT DISTINCT s.kind, s.abi, s.name FROM sightings s \
+             JOIN tracefiles t ON t.id = s.tracefile \
+             WHERE t.path = '{quoted}' AND s.init = 0 AND s.kind != 'cap_denied'"
+        ));
+        for row in stored {
+            let header = match (row[0].as_str(), row[1].as_str()) {
+                ("cap_granted", _) => "CAPABILITIES".to_string(),
+                (_, "x86_64") => "SYSCALLS".to_string(),
+                (_, abi) => format!("SYSCALLS:{abi}"),
+            };
+            if !section(text, &header).contains(&row[2]) {
+                return Some(format!("the store's {} is not in its {header} yet", row[2]));
+            }
+        }
+        None
     }
 
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {

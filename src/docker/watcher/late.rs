@@ -100,12 +100,9 @@ impl Watcher {
     }
 
     fn stop_tracing(&mut self, container: &Container, at_ms: i64) {
-        let _ = self.to_writer.send(ToWriter::Stopped {
+        let _ = self.to_reader.send(ToReader::Stopped {
             cgroup_id: container.cgroup_id,
             at_ms,
-        });
-        let _ = self.to_reader.send(ToReader::Untrack {
-            cgroup_id: container.cgroup_id,
         });
         self.registry.remove(container.cgroup_id);
     }
@@ -166,15 +163,11 @@ mod tests {
         watcher.identified(container);
         assert!(matches!(from_watcher.try_recv(), Ok(ToWriter::Resolved(_))));
         assert!(matches!(
-            from_watcher.try_recv(),
-            Ok(ToWriter::Stopped {
+            control.rx.try_recv(),
+            Ok(ToReader::Stopped {
                 cgroup_id: 77,
                 at_ms: 1234
             })
-        ));
-        assert!(matches!(
-            control.rx.try_recv(),
-            Ok(ToReader::Untrack { cgroup_id: 77 })
         ));
         assert!(watcher.registry.is_empty());
         assert!(watcher.late.died.is_empty());

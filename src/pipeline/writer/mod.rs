@@ -293,6 +293,8 @@ impl State {
                 if let Some(CgroupState::Traced(t)) = self.cgroups.get_mut(&cgroup_id) {
                     t.stopped = Some(Instant::now());
                     containers::mark_stopped(tx, t.row, at_ms)?;
+                    // Its final Tracefile is written with this batch, not throttled.
+                    self.written.remove(&t.window);
                     self.dirty.insert(t.window.clone());
                     if self.config.announce {
                         println!(
