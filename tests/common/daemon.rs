@@ -163,16 +163,44 @@ impl Daemon {
     /// Why the Tracefile `name`, holding `text`, is not final yet; None once it is.
     fn not_final(&self, name: &str, text: &str) -> Option<String> {
         let quoted = name.replace('\'', "''");
-        let running = self.query(&format!(
-            "SELECT count(*) FROM containers WHERE stopped_at IS NULL AND (label = '{quoted}' \
-             OR id IN (SELECT r.container FROM runs r JOIN tracefiles t ON t.id = r.tracefile \
-             WHERE t.path = '{quoted}'))"
-        ));
-        if running[0][0] != "0" {
+        let feeding = format!(
+            "(c.label = '{quoted}' OR c.id IN (SELECT r.container FROM runs r \
+             JOIN tracefiles t ON t.id = r.tracefile WHERE t.path = '{quoted}'))"
+        );
+        let count = |condition: &str| -> String {
+            let sql = format!("SELECT count(*) FROM containers c WHERE {condition} AND {feeding}");
+            self.query(&sql)[0][0].clone()
+        };
+        let running = count("c.stopped_at IS NULL");
+        if running != "0" {
             return Some(format!(
-                "{} of its containers not stopped in the store",
-                running[0][0]
+                "{running} of its containers not stopped in the store"
             ));
+        }
+        // The errno probe of a container's seccomp setting (the ERRNO section) runs beside
+        // the trace and may end after it.
+        let unprobed =
+            count("c.seccomp IS NOT NULL AND c.seccomp NOT IN (SELECT seccomp FROM refusals)");
+        if unprobed != "0" {
+            return Some(format!(
+                "{unprobed} of its containers' seccomp settings not probed yet"
+            ));
+        }
+        let refused = self.query(&format!(
+            "SELECT DISTINCT r.name FROM container_refusals r \
+             JOIN containers c ON c.container_id = r.container_id WHERE {feeding}"
+        ));
+        let errno = section(text, "ERRNO");
+        for row in refused {
+            if !errno
+                .iter()
+                .any(|l| l.split_whitespace().next() == Some(row[0].as_str()))
+            {
+                return Some(format!(
+                    "the store's refusal of {} is not in its ERRNO yet",
+                    row[0]
+                ));
+            }
         }
         let stored = self.query(&format!(
             "SELECT DISTINCT s.kind, s.abi, s.name FROM sightings s \

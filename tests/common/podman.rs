@@ -23,8 +23,10 @@ pub fn podman_service(dir: &Path) -> Option<OwnPodman> {
     }
     let socket = dir.join("podman.sock");
     let log = std::fs::File::create(dir.join("podman.log")).expect("podman log");
+    // runc, named: with crun installed podman would pick crun, which refuses this hybrid
+    // host's cgroups ("cgroups in hybrid mode not supported").
     let child = Command::new("podman")
-        .args(["system", "service", "-t", "0"])
+        .args(["--runtime", "runc", "system", "service", "-t", "0"])
         .arg(format!("unix://{}", socket.display()))
         .stdout(Stdio::null())
         .stderr(log)
