@@ -13,10 +13,11 @@ fi
 # images (no registry here); bpftrace is the tests' independent witness; docker-compose (1.29,
 # Debian's) runs the daemon from docker-compose.yml (scripts/compose-up.sh, tests/compose.rs);
 # chromium renders `ctrace report` pages headless in tests/report.rs; podman (4.3, Debian's) is
-# the second engine, reached through its Docker-compatible API (tests/podman.rs).
+# the second engine, reached through its Docker-compatible API (tests/podman.rs); crun is the
+# second OCI runtime (`docker run --runtime crun`, `requirements --runtime crun`).
 need=()
 for pkg in clang llvm libelf-dev zlib1g-dev pkg-config gcc libc6-dev docker.io busybox-static \
-    binutils python3 bpftrace docker-compose chromium podman; do
+    binutils python3 bpftrace docker-compose chromium podman crun; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -38,10 +39,23 @@ if ! grep -Eq '^[[:space:]]*default_ulimits[[:space:]]*=' "$conf" 2>/dev/null; t
     fi
 fi
 
+# crun refuses a cgroup v1 "hybrid" host whose unified (v2) hierarchy holds a controller
+# ("cgroups in hybrid mode not supported"). This VM kind leaves hugetlb there, unmounted in
+# v1: give each such controller its v1 hierarchy, as systemd does on hybrid hosts.
+unified=/sys/fs/cgroup/unified
+if [ -f "$unified/cgroup.controllers" ] && [ -z "$(cat "$unified/cgroup.subtree_control")" ]; then
+    for ctrl in $(cat "$unified/cgroup.controllers"); do
+        echo "setup-host: cgroup v1 hierarchy for $ctrl (crun needs an empty v2 hierarchy here)"
+        mkdir -p "/sys/fs/cgroup/$ctrl"
+        mount -t cgroup -o "$ctrl" cgroup "/sys/fs/cgroup/$ctrl"
+    done
+fi
+
 if ! docker info >/dev/null 2>&1; then
     echo "setup-host: starting dockerd (no bridge, no iptables; containers use --network none)"
     log=/var/log/ctrace-dockerd.log
-    nohup dockerd --bridge=none --iptables=false --ip6tables=false >"$log" 2>&1 &
+    nohup dockerd --bridge=none --iptables=false --ip6tables=false \
+        --add-runtime crun=/usr/bin/crun >"$log" 2>&1 &
     echo "setup-host: dockerd pid $!"
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && break

@@ -305,6 +305,12 @@ pub struct RequirementsArgs {
     /// recording is added to the earlier ones: each is a sample of the runtime's calls).
     #[arg(long)]
     pub refresh: bool,
+    /// The OCI runtime to record, as the engine names it (`docker run --runtime`: runc,
+    /// crun, ...). Default: the engine's default runtime. Each runtime's baseline is kept
+    /// apart in the store (`VERSION/RUNTIME`); `options` reads the default runtime's, so
+    /// pass this one with `options --requirements FILE` for containers of that runtime.
+    #[arg(long, value_name = "NAME")]
+    pub runtime: Option<String>,
 }
 
 #[derive(Debug, Args)]

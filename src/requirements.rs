@@ -67,13 +67,15 @@ pub async fn import_image(docker: &Docker) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts one no-op container and returns its id once it has exited.
-async fn run_once(docker: &Docker) -> anyhow::Result<String> {
+/// Starts one no-op container under the OCI runtime `oci` (the engine's default if None)
+/// and returns its id once it has exited.
+async fn run_once(docker: &Docker, oci: Option<&str>) -> anyhow::Result<String> {
     let body = ContainerCreateBody {
         image: Some(image()),
         cmd: Some(vec!["/noop".into()]),
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
+            runtime: oci.map(str::to_string),
             ..Default::default()
         }),
         ..Default::default()
@@ -119,10 +121,12 @@ pub fn containers() -> usize {
 
 /// Records the baseline with the kernel programs (root). The kernel state lives on this
 /// thread; the Docker calls run on a current-thread runtime beside it. `progress` advances
-/// by one per container recorded.
+/// by one per container recorded. `oci`: the OCI runtime the containers run under (runc,
+/// crun, ...; the engine's default if None).
 pub fn record(
     docker: &Docker,
     runtime: &tokio::runtime::Runtime,
+    oci: Option<&str>,
     progress: &ProgressBar,
 ) -> anyhow::Result<Tracefile> {
     let kernel = Kernel::load(KernelConfig::default())?;
@@ -145,7 +149,7 @@ pub fn record(
         Ok(std::mem::take(&mut *seen.borrow_mut()))
     };
     for batch in ROUNDS {
-        let started = futures_util::future::join_all((0..*batch).map(|_| run_once(docker)));
+        let started = futures_util::future::join_all((0..*batch).map(|_| run_once(docker, oci)));
         let ids = runtime
             .block_on(started)
             .into_iter()
@@ -154,9 +158,15 @@ pub fn record(
         for id in &ids {
             let calls = match filtered_calls(&events, id) {
                 Ok(calls) => calls,
-                Err(incomplete) => {
-                    retry(docker, runtime, &take, &mut events, incomplete, progress)?
-                }
+                Err(incomplete) => retry(
+                    docker,
+                    runtime,
+                    oci,
+                    &take,
+                    &mut events,
+                    incomplete,
+                    progress,
+                )?,
             };
             progress.inc(1);
             for (abi, name) in calls {
@@ -183,6 +193,7 @@ const RETRIES: usize = 3;
 fn retry(
     docker: &Docker,
     runtime: &tokio::runtime::Runtime,
+    oci: Option<&str>,
     take: &dyn Fn() -> anyhow::Result<Vec<Event>>,
     events: &mut Vec<Event>,
     first: Incomplete,
@@ -197,7 +208,7 @@ fn retry(
             )
         });
         progress.inc_length(1);
-        let id = runtime.block_on(run_once(docker))?;
+        let id = runtime.block_on(run_once(docker, oci))?;
         events.extend(take()?);
         match filtered_calls(events, &id) {
             Ok(calls) => return Ok(calls),

@@ -31,13 +31,41 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             .block_on(docker.version())
             .context("asking Docker for its version")?,
     );
-    let engine = if version.starts_with("podman-") {
+    let mut engine = if version.starts_with("podman-") {
         version.clone()
     } else {
         format!("Docker {version}")
     };
+    // Another runtime than the engine's default: a baseline of its own, `VERSION/RUNTIME`.
+    let oci = match &args.runtime {
+        Some(name) => {
+            let info = runtime
+                .block_on(docker.info())
+                .context("asking Docker which runtimes it has")?;
+            let known: Vec<String> = info
+                .runtimes
+                .map(|r| r.into_keys().collect())
+                .unwrap_or_default();
+            if !known.contains(name) {
+                anyhow::bail!(
+                    "the engine has no runtime `{name}` (it has: {}); register it, e.g. \
+                     `dockerd --add-runtime {name}=/usr/bin/{name}`",
+                    known.join(", ")
+                );
+            }
+            (info.default_runtime.as_deref() != Some(name.as_str())).then_some(name.as_str())
+        }
+        None => None,
+    };
+    let key = match oci {
+        Some(name) => {
+            engine = format!("{engine} with runtime {name}");
+            store::baseline::runtime_key(&version, name)
+        }
+        None => version.clone(),
+    };
     let conn = store::open_rw(&args.db)?;
-    let cached = store::baseline::recorded(&conn, &version)?;
+    let cached = store::baseline::recorded(&conn, &key)?;
     let text = match &cached {
         Some(text) if !args.refresh => {
             tracing::info!("runtime baseline for {engine} from {}", args.db.display());
@@ -49,7 +77,7 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             // The probe counts as one step.
             let progress = progress_bar(requirements::containers() as u64 + 1);
             progress.set_message("no-op containers");
-            let mut baseline: Tracefile = requirements::record(&docker, &runtime, &progress)?;
+            let mut baseline: Tracefile = requirements::record(&docker, &runtime, oci, &progress)?;
             // What the engine's default profile (the no-op containers') answers for the
             // calls it refuses: every profile made with this baseline answers them the same.
             progress.set_message("errno probe of the default profile");
@@ -62,17 +90,17 @@ pub fn run(args: RequirementsArgs) -> anyhow::Result<ExitCode> {
             }
             // Also what the default setting allows, for `ctrace report` (the key the daemon
             // gives a container with default settings on this engine).
-            let key = ProbeTarget::default().setting_key(&version);
+            let setting = ProbeTarget::default().setting_key(&version);
             let (errnos, allowed) = (refusals.by_name(), refusals.allowed());
-            store::refusals::save(&conn, &key, &errnos, &allowed, store::now_ms())
+            store::refusals::save(&conn, &setting, &errnos, &allowed, store::now_ms())
                 .with_context(|| format!("storing the probe in `{}`", args.db.display()))?;
             // A recording is a sample; --refresh adds to what earlier ones saw.
             if let Some(earlier) = &cached {
-                let source = format!("{}[requirements, engine {version}]", args.db.display());
+                let source = format!("{}[requirements, engine {key}]", args.db.display());
                 baseline.merge(&parse_str(earlier, std::path::Path::new(&source))?);
             }
             let text = baseline.render();
-            store::baseline::save(&conn, &version, store::now_ms(), &text)?;
+            store::baseline::save(&conn, &key, store::now_ms(), &text)?;
             text
         }
     };

@@ -22,6 +22,11 @@ pub fn recorded(conn: &Connection, engine_version: &str) -> rusqlite::Result<Opt
     .optional()
 }
 
+/// The key of a baseline recorded under another runtime than the engine's default.
+pub fn runtime_key(engine_version: &str, runtime: &str) -> String {
+    format!("{engine_version}/{runtime}")
+}
+
 /// Stores (or replaces) the baseline of an engine version.
 pub fn save(
     conn: &Connection,
@@ -47,13 +52,14 @@ pub struct StoredBaseline {
     pub tracefile: Tracefile,
 }
 
-/// The most recently recorded runtime baseline in the store, if any. The stored Tracefile
-/// text is parsed as strictly as a file.
+/// The most recently recorded baseline of an engine's default runtime in the store, if
+/// any (`requirements --runtime` keeps others apart). The stored Tracefile text is parsed
+/// as strictly as a file.
 pub fn stored_baseline(conn: &Connection) -> anyhow::Result<Option<StoredBaseline>> {
     let row: Option<(String, i64, String)> = conn
         .query_row(
             "SELECT engine_version, recorded_at, tracefile FROM requirements \
-             ORDER BY recorded_at DESC LIMIT 1",
+             WHERE engine_version NOT LIKE '%/%' ORDER BY recorded_at DESC LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
