@@ -148,8 +148,8 @@ pub struct TraceArgs {
     /// /run/containerd/containerd.sock (Docker's private containerd listens at
     /// /var/run/docker/containerd/containerd.sock). A container whose cgroup is not named
     /// like a 64-hex-digit id is traced from its task's creation, not its first call.
-    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "")]
-    pub containerd: Option<PathBuf>,
+    #[arg(long, value_name = "SOCKET")]
+    pub containerd: Option<Option<PathBuf>>,
 }
 
 /// Which recorded containers to use, and when.

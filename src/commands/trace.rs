@@ -89,10 +89,7 @@ async fn trace(
 ) -> anyhow::Result<ExitCode> {
     let measured = store::refusals::measured(&conn)
         .with_context(|| format!("reading store `{}`", args.db.display()))?;
-    let containerd = args
-        .containerd
-        .clone()
-        .map(|given| containerd::address(Some(given).filter(|p| !p.as_os_str().is_empty())));
+    let containerd = args.containerd.clone().map(containerd::address);
     // Without dockerd the daemon waits for it (the watcher keeps connecting) rather than fail.
     let docker = match watcher::connect().await {
         _ if containerd.is_some() => None,

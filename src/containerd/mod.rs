@@ -5,6 +5,7 @@
 mod api;
 pub mod describe;
 pub mod events;
+mod subscription;
 pub mod watcher;
 
 use std::path::PathBuf;

@@ -171,3 +171,86 @@ impl Watcher {
         let _ = self.to_reader.send(ToReader::Untrack { cgroup_id });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::containerd::DOCKER_NAMESPACE;
+    use crate::pipeline::control_channel;
+    use crate::tracefile::label::LABEL;
+
+    const LEAF: &str = "2a09f2e45c80d3b4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c";
+
+    fn described(namespace: &str, id: &str, cgroups_path: &str) -> Described {
+        Described {
+            namespace: namespace.into(),
+            id: id.into(),
+            labels: HashMap::from([(LABEL.to_string(), "t".to_string())]),
+            cgroups_path: Some(cgroups_path.into()),
+            ..Default::default()
+        }
+    }
+
+    fn new_cgroup(path: &str) -> NewCgroup {
+        NewCgroup {
+            cgroup_id: 77,
+            container_id: LEAF.into(),
+            path: path.into(),
+            syscalls_detached: false,
+        }
+    }
+
+    #[test]
+    fn a_cgroup_is_the_container_whose_spec_names_it_and_dockers_are_not_traced() {
+        let (to_writer, _from_watcher) = crossbeam_channel::unbounded();
+        let (to_reader, _control) = control_channel().unwrap();
+        let mut watcher = Watcher::new("/x".into(), to_writer, to_reader, "/".into());
+        // Its cgroup's leaf is another container's id: the spec's path decides.
+        let kube = watcher.learn(described(
+            "k8s.io",
+            "app",
+            &format!("/kubepods/besteffort/pod1/{LEAF}"),
+        ));
+        watcher.learn(described("other", LEAF, &format!("/other/{LEAF}")));
+        let cgroup = new_cgroup(&format!("/kubepods/besteffort/pod1/{LEAF}"));
+        assert_eq!(watcher.find(&cgroup), Some(kube.clone()));
+        // Docker's own, in namespace moby: known, labelled, and still not traced here.
+        let docker = watcher.learn(described(DOCKER_NAMESPACE, "d", &format!("/docker/{LEAF}")));
+        assert_eq!(
+            watcher.find(&new_cgroup(&format!("docker/{LEAF}"))),
+            Some(docker.clone())
+        );
+        assert!(!watcher.traceable(&watcher.known[&docker]));
+        assert!(watcher.traceable(&watcher.known[&kube]));
+    }
+
+    #[test]
+    fn a_container_that_ended_before_it_was_identified_is_stopped_once_it_is() {
+        let (to_writer, from_watcher) = crossbeam_channel::unbounded();
+        let (to_reader, control) = control_channel().unwrap();
+        let mut watcher = Watcher::new("/x".into(), to_writer, to_reader, "/".into());
+        let key = watcher.learn(described("ns", LEAF, &format!("/ns/{LEAF}")));
+        watcher.died.insert(key.clone(), 1234);
+        let container = watcher.accept(&key, 77).expect("labelled");
+        assert_eq!(container.name, LEAF);
+        assert!(container
+            .seccomp
+            .as_deref()
+            .is_some_and(|s| s.contains("none")));
+        watcher.identified(&key, container);
+        assert!(matches!(from_watcher.try_recv(), Ok(ToWriter::Resolved(_))));
+        let stopped = control.rx.try_iter().any(|m| {
+            matches!(
+                m,
+                ToReader::Stopped {
+                    cgroup_id: 77,
+                    at_ms: 1234
+                }
+            )
+        });
+        assert!(stopped);
+        assert!(watcher.registry.is_empty() && watcher.died.is_empty());
+    }
+}
