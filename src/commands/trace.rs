@@ -91,9 +91,12 @@ async fn trace(
         .with_context(|| format!("reading store `{}`", args.db.display()))?;
     let containerd = args.containerd.clone().map(containerd::address);
     // Without dockerd the daemon waits for it (the watcher keeps connecting) rather than fail.
-    let docker = match watcher::connect().await {
-        _ if containerd.is_some() => None,
-        Ok(docker) => Some(docker),
+    let docker = match containerd {
+        Some(_) => Ok(None),
+        None => watcher::connect().await.map(Some),
+    };
+    let docker = match docker {
+        Ok(docker) => docker,
         Err(e) => {
             tracing::info!(
                 "waiting for Docker at {} (retrying every {:?}, backing off to every \
