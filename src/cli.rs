@@ -141,6 +141,15 @@ pub struct TraceArgs {
     #[arg(long, value_name = "BYTES", default_value_t = crate::kernel::DEFAULT_RINGBUF_SIZE,
           value_parser = crate::kernel::parse_ringbuf_size)]
     pub ringbuf_size: u32,
+    /// Watch containerd's own API instead of Docker's: containers started with `ctr run`,
+    /// nerdctl or containerd's CRI plugin, in every containerd namespace but Docker's
+    /// (`moby`: Docker's containers are traced by the default, Docker-watching daemon; one
+    /// daemon watches one engine). SOCKET: $CONTAINERD_ADDRESS, else
+    /// /run/containerd/containerd.sock (Docker's private containerd listens at
+    /// /var/run/docker/containerd/containerd.sock). A container whose cgroup is not named
+    /// like a 64-hex-digit id is traced from its task's creation, not its first call.
+    #[arg(long, value_name = "SOCKET")]
+    pub containerd: Option<Option<PathBuf>>,
 }
 
 /// Which recorded containers to use, and when.

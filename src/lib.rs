@@ -9,6 +9,7 @@ pub mod abi;
 pub mod atomic_write;
 pub mod cli;
 pub mod commands;
+pub mod containerd;
 pub mod docker;
 pub mod kernel;
 pub mod logging;

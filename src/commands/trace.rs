@@ -1,5 +1,6 @@
 //! `ctrace trace`: the daemon. Wires the flow: kernel → reader → channel → writer → store and
-//! Tracefiles, with the Docker watcher resolving cgroups to containers.
+//! Tracefiles, with the Docker watcher (or, with `--containerd`, the containerd watcher)
+//! resolving cgroups to containers.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cli::TraceArgs;
+use crate::containerd;
 use crate::docker::{cgroup, watcher};
 use crate::kernel::{probe, KernelConfig};
 use crate::pipeline::{self, reader, writer, ReaderControl, ToReader, ToWriter, CHANNEL_CAPACITY};
@@ -87,9 +89,14 @@ async fn trace(
 ) -> anyhow::Result<ExitCode> {
     let measured = store::refusals::measured(&conn)
         .with_context(|| format!("reading store `{}`", args.db.display()))?;
+    let containerd = args.containerd.clone().map(containerd::address);
     // Without dockerd the daemon waits for it (the watcher keeps connecting) rather than fail.
-    let docker = match watcher::connect().await {
-        Ok(docker) => Some(docker),
+    let docker = match containerd {
+        Some(_) => Ok(None),
+        None => watcher::connect().await.map(Some),
+    };
+    let docker = match docker {
+        Ok(docker) => docker,
         Err(e) => {
             tracing::info!(
                 "waiting for Docker at {} (retrying every {:?}, backing off to every \
@@ -153,14 +160,30 @@ async fn trace(
     let _ = to_writer.send(ToWriter::Meta(daemon_facts(&args, &loaded, started_ms)));
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let watcher = watcher::Watcher::new(to_writer.clone(), to_reader.clone(), cgroup_root)
-        .with_measured(measured);
     let (ready_tx, ready_rx) = oneshot::channel();
-    let watching = tokio::spawn(watcher.run(docker, ready_tx, new_rx, stop_rx.clone()));
+    let (watching, engine) = match containerd {
+        Some(address) => {
+            let engine = format!("containerd events at {}", address.display());
+            let watcher = containerd::watcher::Watcher::new(
+                address,
+                to_writer.clone(),
+                to_reader.clone(),
+                cgroup_root,
+            );
+            let run = watcher.run(ready_tx, new_rx, stop_rx.clone());
+            (tokio::spawn(run), engine)
+        }
+        None => {
+            let watcher = watcher::Watcher::new(to_writer.clone(), to_reader.clone(), cgroup_root)
+                .with_measured(measured);
+            let run = watcher.run(docker, ready_tx, new_rx, stop_rx.clone());
+            (tokio::spawn(run), "Docker events".to_string())
+        }
+    };
     let epochs = tokio::spawn(epoch_timer(args.epoch, to_reader.clone(), stop_rx));
     // "Ready to trace": printed once the watcher is connected and has its inventory.
     let ready_line = format!(
-        "ctrace: waiting for Docker events (store {}, Tracefiles in {})",
+        "ctrace: waiting for {engine} (store {}, Tracefiles in {})",
         args.db.display(),
         args.data.display()
     );

@@ -56,7 +56,11 @@ impl Daemon {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains("waiting for Docker events") => break,
+                Ok(line)
+                    if line.starts_with("ctrace: waiting for ") && line.contains(" events") =>
+                {
+                    break
+                }
                 Ok(_) => {}
                 Err(_) => {
                     let _ = child.kill();

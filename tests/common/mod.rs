@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 pub mod asm;
 pub mod cli;
+pub mod containerd;
 pub mod containers;
 pub mod daemon;
 pub mod dockerd;
@@ -22,6 +23,7 @@ pub use asm::{assemble, build_i386_image};
 pub use cli::{
     code, ctrace, ctrace_env, ctrace_in, ctrace_ok, files_in, path, stderr, stdout, write,
 };
+pub use containerd::{containerd_namespace, Namespace, CONTAINERD_SOCKET};
 pub use containers::{run_at, run_container, run_detached, run_named, GatedContainer};
 pub use daemon::Daemon;
 pub use dockerd::OwnDockerd;
