@@ -14,10 +14,11 @@ fi
 # Debian's) runs the daemon from docker-compose.yml (scripts/compose-up.sh, tests/compose.rs);
 # chromium renders `ctrace report` pages headless in tests/report.rs; podman (4.3, Debian's) is
 # the second engine, reached through its Docker-compatible API (tests/podman.rs); crun is the
-# second OCI runtime (`docker run --runtime crun`, `requirements --runtime crun`).
+# second OCI runtime (`docker run --runtime crun`, `requirements --runtime crun`);
+# protobuf-compiler (protoc) builds containerd's API client (containerd-client, `--containerd`).
 need=()
 for pkg in clang llvm libelf-dev zlib1g-dev pkg-config gcc libc6-dev docker.io busybox-static \
-    binutils python3 bpftrace docker-compose chromium podman crun; do
+    binutils python3 bpftrace docker-compose chromium podman crun protobuf-compiler; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
