@@ -57,6 +57,8 @@ pub struct Watcher {
     deleted: VecDeque<(Key, Instant)>,
     /// The registry's size as last sent to the store (`meta.registry_containers`).
     registry_reported: Option<usize>,
+    /// Seccomp keys of containers without a filter, stored as refusing nothing.
+    unfiltered: HashSet<String>,
 }
 
 impl Watcher {
@@ -81,6 +83,7 @@ impl Watcher {
             died: HashMap::new(),
             deleted: VecDeque::new(),
             registry_reported: None,
+            unfiltered: HashSet::new(),
         }
     }
 

@@ -142,6 +142,7 @@ impl Watcher {
                 source.describe()
             );
         }
+        let seccomp = d.seccomp_key(&self.engine);
         let container = Arc::new(Container {
             container_id: d.id.clone(),
             name: d.name(),
@@ -149,9 +150,18 @@ impl Watcher {
             pattern,
             labels: d.labels.clone(),
             cgroup_id,
-            seccomp: Some(d.seccomp_key(&self.engine)),
+            seccomp: Some(seccomp.clone()),
             pod,
         });
+        // The errno probe runs only on Docker; without a filter there is nothing to probe:
+        // nothing is refused (what the probe finds for Docker's unconfined containers).
+        if !d.seccomp && self.unfiltered.insert(seccomp.clone()) {
+            let _ = self.to_writer.send(ToWriter::Refusals {
+                seccomp,
+                errnos: Default::default(),
+                allowed: Default::default(),
+            });
+        }
         self.registry.insert(Arc::clone(&container));
         Some(container)
     }
@@ -239,6 +249,11 @@ mod tests {
             .seccomp
             .as_deref()
             .is_some_and(|s| s.contains("none")));
+        // No filter: stored as refusing nothing, once per setting.
+        assert!(matches!(
+            from_watcher.try_recv(),
+            Ok(ToWriter::Refusals { errnos, .. }) if errnos.is_empty()
+        ));
         watcher.identified(&key, container);
         assert!(matches!(from_watcher.try_recv(), Ok(ToWriter::Resolved(_))));
         let stopped = control.rx.try_iter().any(|m| {
