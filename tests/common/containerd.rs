@@ -31,10 +31,12 @@ pub fn containerd_namespace() -> Option<Namespace> {
     {
         return missing("ctr (apt-get install containerd)");
     }
+    let name = format!("ctrace-test-{}", std::process::id());
     Some(Namespace {
-        name: format!("ctrace-test-{}", std::process::id()),
+        // runc makes `/<namespace>/<id>` in every hierarchy (ctr's default cgroups path).
+        cgroup_dirs: vec![name.clone()],
+        name,
         containers: Vec::new(),
-        cgroup_dirs: Vec::new(),
     })
 }
 
