@@ -1,9 +1,13 @@
-//! The containers being traced, as the Docker watcher knows them: an index by cgroup id (what
+//! The containers being traced, as a watcher (Docker's, containerd's) knows them: an index by cgroup id (what
 //! the kernel reports) and by container id (what Docker's events name), both O(1). The
 //! watcher owns it; the writer gets each [`Container`] in `ToWriter::Resolved`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::pipeline::ToWriter;
 
 use crate::tracefile::label::TracefilePattern;
 
@@ -33,9 +37,23 @@ pub struct Registry {
     by_cgroup: HashMap<u64, Arc<Container>>,
     /// Container id → cgroup id.
     by_id: HashMap<String, u64>,
+    /// The size as last sent to the store (`meta.registry_containers`).
+    reported: Option<usize>,
 }
 
 impl Registry {
+    /// Stores the size when it changed (occupancy, for operators and tests).
+    pub fn report_size(&mut self, to_writer: &Sender<ToWriter>) {
+        let size = self.len();
+        if self.reported != Some(size) {
+            self.reported = Some(size);
+            let _ = to_writer.send(ToWriter::KernelCounter {
+                key: "registry_containers",
+                value: size as u64,
+            });
+        }
+    }
+
     /// Adds a container, replacing one with the same cgroup or container id.
     pub fn insert(&mut self, container: Arc<Container>) {
         if let Some(cgroup_id) = self.by_id.get(&container.container_id).copied() {

@@ -55,8 +55,6 @@ pub struct Watcher {
     died: HashMap<Key, i64>,
     /// Deleted containers, forgotten once no cgroup of theirs can still wait.
     deleted: VecDeque<(Key, Instant)>,
-    /// The registry's size as last sent to the store (`meta.registry_containers`).
-    registry_reported: Option<usize>,
     /// Seccomp keys of containers without a filter, stored as refusing nothing.
     unfiltered: HashSet<String>,
 }
@@ -82,7 +80,6 @@ impl Watcher {
             unidentified: Vec::new(),
             died: HashMap::new(),
             deleted: VecDeque::new(),
-            registry_reported: None,
             unfiltered: HashSet::new(),
         }
     }
@@ -126,7 +123,7 @@ impl Watcher {
             }
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
-                self.report_registry();
+                self.registry.report_size(&self.to_writer);
                 tokio::select! {
                     _ = stop.changed() => {
                         forwarding.abort();
@@ -340,17 +337,5 @@ impl Watcher {
     fn stop_tracing(&mut self, cgroup_id: u64, at_ms: i64) {
         let _ = self.to_reader.send(ToReader::Stopped { cgroup_id, at_ms });
         self.registry.remove(cgroup_id);
-    }
-
-    /// Stores the registry's size when it changed (occupancy, for operators and tests).
-    fn report_registry(&mut self) {
-        let size = self.registry.len();
-        if self.registry_reported != Some(size) {
-            self.registry_reported = Some(size);
-            let _ = self.to_writer.send(ToWriter::KernelCounter {
-                key: "registry_containers",
-                value: size as u64,
-            });
-        }
     }
 }

@@ -61,8 +61,6 @@ pub struct Watcher {
     engine: String,
     /// Seccomp settings (`containers.seccomp`) whose probe this daemon started.
     probed: HashSet<String>,
-    /// The registry's size as last sent to the store (`meta.registry_containers`).
-    registry_reported: Option<usize>,
     /// Containers that died or were destroyed before their cgroup was identified (late.rs).
     late: late::Late,
     /// Pod sandboxes (cri-dockerd) whose pod sets a Tracefile name: sandbox id → its value.
@@ -118,7 +116,6 @@ impl Watcher {
             labelled: HashSet::new(),
             engine: String::new(),
             probed: HashSet::new(),
-            registry_reported: None,
             late: late::Late::default(),
             pods: HashMap::new(),
             sandboxes_seen: HashSet::new(),
@@ -189,7 +186,7 @@ impl Watcher {
             }
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
-                self.report_registry();
+                self.registry.report_size(&self.to_writer);
                 tokio::select! {
                     _ = stop.changed() => return,
                     Some(new) = new_cgroups.recv() => {

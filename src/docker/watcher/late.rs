@@ -106,18 +106,6 @@ impl Watcher {
         });
         self.registry.remove(container.cgroup_id);
     }
-
-    /// Stores the registry's size when it changed (occupancy, for operators and tests).
-    pub(super) fn report_registry(&mut self) {
-        let size = self.registry.len();
-        if self.registry_reported != Some(size) {
-            self.registry_reported = Some(size);
-            let _ = self.to_writer.send(ToWriter::KernelCounter {
-                key: "registry_containers",
-                value: size as u64,
-            });
-        }
-    }
 }
 
 #[cfg(test)]
