@@ -102,8 +102,8 @@ async fn trace(
                 "waiting for Docker at {} (retrying every {:?}, backing off to every \
                  {:?}): {e}",
                 docker_address(),
-                watcher::BACKOFF_MIN,
-                watcher::BACKOFF_MAX
+                crate::runtimes::backoff::BACKOFF_MIN,
+                crate::runtimes::backoff::BACKOFF_MAX
             );
             None
         }

@@ -17,10 +17,10 @@ use super::events::{self, Event};
 use super::subscription::subscribe;
 use super::{api, connect, DOCKER_NAMESPACE};
 use crate::docker::pod::{self, Source};
-use crate::docker::watcher::{BACKOFF_MAX, BACKOFF_MIN};
 use crate::kernel::event::NewCgroup;
 use crate::pipeline::{ReaderControl, ToReader, ToWriter};
 use crate::registry::Registry;
+use crate::runtimes::backoff::Backoff;
 
 mod identify;
 
@@ -92,21 +92,22 @@ impl Watcher {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut ready = Some(ready);
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::default();
         loop {
             let (channel, engine) = match connect(&self.address).await {
                 Ok(connected) => connected,
                 Err(e) => {
-                    tracing::info!("containerd unavailable ({e}); retrying in {backoff:?}");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => return,
+                    tracing::info!(
+                        "containerd unavailable ({e}); retrying in {:?}",
+                        backoff.delay()
+                    );
+                    if !backoff.wait(&mut stop).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
             };
-            backoff = BACKOFF_MIN;
+            backoff.reset();
             if ready.is_none() {
                 tracing::info!("reconnected to containerd");
             }

@@ -18,6 +18,7 @@ use crate::kernel::event::NewCgroup;
 use crate::pipeline::{ReaderControl, ToReader, ToWriter};
 use crate::refusals::ProbeTarget;
 use crate::registry::Registry;
+use crate::runtimes::backoff::Backoff;
 
 mod identify;
 mod late;
@@ -26,9 +27,6 @@ use identify::describe;
 
 /// How long a new cgroup may wait to be identified before it is dropped.
 const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reconnection delays: from the first, doubling up to the last.
-pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Runs of the errno probe for one seccomp setting before giving up.
 const PROBE_ATTEMPTS: u32 = 3;
 
@@ -134,7 +132,7 @@ impl Watcher {
     ) {
         let mut docker = first;
         let mut ready = Some(ready);
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::default();
         loop {
             let client = match docker.take() {
                 Some(d) => d,
@@ -146,18 +144,19 @@ impl Watcher {
                     }
                     Err(e) => {
                         if ready.is_none() {
-                            tracing::info!("Docker unavailable ({e}); retrying in {backoff:?}");
+                            tracing::info!(
+                                "Docker unavailable ({e}); retrying in {:?}",
+                                backoff.delay()
+                            );
                         }
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = stop.changed() => return,
+                        if !backoff.wait(&mut stop).await {
+                            return;
                         }
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
                         continue;
                     }
                 },
             };
-            backoff = BACKOFF_MIN;
+            backoff.reset();
             let version = client.version().await;
             let podman = version.as_ref().is_ok_and(is_podman);
             self.engine = match version {

@@ -1,5 +1,7 @@
-//! Container runtimes other than Docker: which cgroup layouts they and kubelet create
-//! (`cgroup_path`). Podman is reached through its Docker-compatible API (`DOCKER_HOST`), so
-//! the watcher needs no client of its own for it.
+//! What the engine watchers share: which cgroup layouts runtimes and kubelet create
+//! (`cgroup_path`) and how an engine that is down is reached again (`backoff`). Podman is
+//! reached through its Docker-compatible API (`DOCKER_HOST`); containerd has its own watcher
+//! (`crate::containerd`).
 
+pub mod backoff;
 pub mod cgroup_path;
