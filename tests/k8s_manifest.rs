@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 const MANIFEST: &str = include_str!("../deploy/kubernetes/daemonset.yaml");
 const STORE_DIR: &str = "/var/lib/ctrace";
+/// containerd's socket on a node (kubelet's CRI runtime): what the daemon watches.
+const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 fn documents() -> Vec<serde_yaml::Value> {
     serde_yaml::Deserializer::from_str(MANIFEST)
@@ -107,12 +109,7 @@ fn each_host_path_is_mounted_where_the_daemon_reads_it() {
     let wanted = [
         ("/sys/fs/cgroup", "/sys/fs/cgroup", "Directory", true),
         ("/sys/kernel/btf", "/sys/kernel/btf", "Directory", true),
-        (
-            "/var/run/docker.sock",
-            "/var/run/docker.sock",
-            "Socket",
-            false,
-        ),
+        (CONTAINERD_SOCKET, CONTAINERD_SOCKET, "Socket", false),
         (STORE_DIR, STORE_DIR, "DirectoryOrCreate", false),
     ];
     for (mount_path, host_path, kind, read_only) in wanted {
@@ -142,6 +139,14 @@ fn the_daemon_gets_its_store_time_to_drain_and_a_readiness_probe() {
     };
     assert_eq!(after("--db"), format!("{STORE_DIR}/ctrace.db"));
     assert_eq!(after("--data"), STORE_DIR);
+    // The socket it watches is the one mounted (see the mounts test).
+    assert_eq!(after("--containerd"), CONTAINERD_SOCKET);
+    // And `trace` takes these arguments.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctrace"))
+        .args(["trace", "--containerd", CONTAINERD_SOCKET, "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 
     let probe = c.readiness_probe.as_ref().unwrap();
     let command = probe.exec.as_ref().unwrap().command.as_ref().unwrap();
