@@ -266,10 +266,10 @@ fn a_full_ring_buffer_is_counted_and_its_items_are_stored_on_their_next_use() {
             let got = items(daemon, &labels);
             labels.iter().all(|l| of(&got, l) > 0)
         };
-        let stderr = daemon.stderr();
         assert!(
             wait_for(Duration::from_secs(15), tracked),
-            "untraced:\n{stderr}"
+            "untraced:\n{}",
+            daemon.stderr()
         );
     }
     let warm = settled(&reference, &labels);

@@ -120,6 +120,7 @@ impl Watcher {
             let (mut envelopes, forwarding) = subscribe(&channel).await;
             self.inventory(&channel).await;
             if let Some(ready) = ready.take() {
+                self.to_reader.applied(Duration::from_secs(10)).await;
                 let _ = ready.send(());
             }
             let mut tick = tokio::time::interval(Duration::from_millis(100));

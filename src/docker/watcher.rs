@@ -181,6 +181,7 @@ impl Watcher {
             }));
             self.inventory(&client).await;
             if let Some(ready) = ready.take() {
+                self.to_reader.applied(Duration::from_secs(10)).await;
                 let _ = ready.send(());
             }
             let mut tick = tokio::time::interval(Duration::from_millis(100));

@@ -93,6 +93,8 @@ pub enum ToReader {
     /// Forget sightings so continued use is seen again (a new epoch, or a Tracefile window
     /// rolled over: every container then reports its current use again).
     NewEpoch,
+    /// Answered once every earlier request is applied (see `ReaderControl::applied`).
+    Applied(tokio::sync::oneshot::Sender<()>),
     Shutdown,
 }
 
@@ -132,6 +134,18 @@ pub fn control_channel() -> std::io::Result<(ReaderControl, ControlReceiver)> {
 }
 
 impl ReaderControl {
+    /// Returns once the reader has applied every request sent before (at most `within`):
+    /// the containers a watcher's inventory found are then tracked in the kernel, before
+    /// the daemon says it is ready.
+    pub async fn applied(&self, within: std::time::Duration) {
+        let (done, answered) = tokio::sync::oneshot::channel();
+        if self.send(ToReader::Applied(done)).is_ok()
+            && tokio::time::timeout(within, answered).await.is_err()
+        {
+            tracing::warn!("the reader did not apply the watcher's requests within {within:?}");
+        }
+    }
+
     pub fn send(&self, request: ToReader) -> Result<(), SendError<ToReader>> {
         self.tx.send(request)?;
         let one = 1u64.to_ne_bytes();

@@ -272,6 +272,9 @@ impl Reader<'_> {
             }
             ToReader::NewEpoch => self.kernel.start_epoch(),
             ToReader::Forget { cgroup_id } => self.kernel.forget(cgroup_id),
+            ToReader::Applied(done) => {
+                let _ = done.send(());
+            }
             ToReader::Shutdown => return true,
         }
         false
