@@ -64,6 +64,31 @@ static __always_inline __u32 container_id_offset(const char *leaf)
 }
 
 /*
+ * Cgroups userspace expects, by path (relative to the cgroup2 mount): containers whose
+ * runtime names their cgroup otherwise (containerd: `/<namespace>/<id>` for any id), known
+ * from the engine's `create` before the task's cgroup is made. Keys are NUL-padded.
+ */
+struct ctrace_expected_path {
+	char path[CTRACE_EXPECTED_PATH_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ctrace_expected_path);
+	__type(value, __u8);
+} expected_cgroups SEC(".maps");
+
+static __always_inline bool is_expected(const char *path)
+{
+	struct ctrace_expected_path key = {};
+
+	if (bpf_probe_read_kernel_str(key.path, sizeof(key.path), path) <= 0)
+		return false;
+	return bpf_map_lookup_elem(&expected_cgroups, &key) != NULL;
+}
+
+/*
  * A container cgroup is tracked from its creation, before any process runs in it, so that a
  * container living a few milliseconds is still recorded. Userspace confirms it (the container
  * carries the label) or drops it.
@@ -78,7 +103,11 @@ int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	char leaf[LEAF_LEN] = {};
 	const char *name = BPF_CORE_READ(cgrp, kn, name);
 
-	if (bpf_probe_read_kernel_str(leaf, sizeof(leaf), name) < CTRACE_CONTAINER_ID_LEN)
+	long len = bpf_probe_read_kernel_str(leaf, sizeof(leaf), name);
+	/* Only if the name cannot be an id: the map is looked up for the rare cgroups. */
+	bool expected = len > 0 && len < CTRACE_CONTAINER_ID_LEN && is_expected(path);
+
+	if (len < CTRACE_CONTAINER_ID_LEN && !expected)
 		return 0;
 
 	struct ctrace_cgroup_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -88,8 +117,13 @@ int BPF_PROG(ctrace_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	}
 	__u32 offset = container_id_offset(leaf);
 
-	if (offset > LONGEST_PREFIX || !copy_container_id(leaf, offset, e->container_id))
+	if (expected) {
+		/* The leaf as it is (under 64 characters): userspace matches it by path. */
+		if (bpf_probe_read_kernel_str(e->container_id, sizeof(e->container_id), name) < 0)
+			goto discard;
+	} else if (offset > LONGEST_PREFIX || !copy_container_id(leaf, offset, e->container_id)) {
 		goto discard;
+	}
 	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), path) < 0)
 		goto discard;
 

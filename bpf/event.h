@@ -56,6 +56,8 @@ enum ctrace_cause {
 #define CTRACE_COMM_LEN 16
 #define CTRACE_CONTAINER_ID_LEN 64
 #define CTRACE_CGROUP_PATH_LEN 256
+/* Longest cgroup path (with its NUL) userspace can announce before it is made. */
+#define CTRACE_EXPECTED_PATH_LEN 128
 
 /* Sightings of one phase (runtime init or application). */
 struct ctrace_bits {

@@ -57,6 +57,12 @@ pub struct Watcher {
     deleted: VecDeque<(Key, Instant)>,
     /// Seccomp keys of containers without a filter, stored as refusing nothing.
     unfiltered: HashSet<String>,
+    /// Labelled containers whose cgroup is not named like an id, with the path announced
+    /// to the kernel so that it is tracked from its creation all the same.
+    announced: HashMap<Key, String>,
+    /// Announced containers whose task exists but whose cgroup is not identified yet, with
+    /// their init pid: traced from the task if the kernel did not report the cgroup in time.
+    awaiting: Vec<(Key, u32, Instant)>,
 }
 
 impl Watcher {
@@ -81,6 +87,8 @@ impl Watcher {
             died: HashMap::new(),
             deleted: VecDeque::new(),
             unfiltered: HashSet::new(),
+            announced: HashMap::new(),
+            awaiting: Vec::new(),
         }
     }
 
@@ -150,8 +158,9 @@ impl Watcher {
                         }
                         None => break,
                     },
-                    _ = tick.tick(), if !self.unidentified.is_empty() => {
+                    _ = tick.tick(), if !self.unidentified.is_empty() || !self.awaiting.is_empty() => {
                         self.identify_pending(&channel).await;
+                        self.track_overdue();
                     }
                 }
             }
@@ -250,7 +259,12 @@ impl Watcher {
                     && self.labelled.contains(&key)
                     && self.registry.by_container_id(&key.1).is_none()
                 {
-                    self.track_running(&key, pid, true);
+                    if !self.announced.contains_key(&key) {
+                        self.track_running(&key, pid, true);
+                    } else if !self.awaiting.iter().any(|(k, _, _)| *k == key) {
+                        self.awaiting
+                            .push((key, pid, Instant::now() + IDENTIFY_TIMEOUT));
+                    }
                 }
             }
             Event::InitEnded {
@@ -333,7 +347,46 @@ impl Watcher {
                 .to_reader
                 .send(ToReader::LabelledContainers(labelled.len()));
         }
+        let gone: Vec<Key> = self.labelled.difference(&labelled).cloned().collect();
+        for key in gone {
+            if let Some(path) = self.announced.remove(&key) {
+                let _ = self.to_reader.send(ToReader::ExpectCgroup {
+                    path,
+                    expected: false,
+                });
+            }
+        }
+        // containerd learns of a container (`create`) before its task's cgroup is made.
+        for key in labelled.difference(&self.labelled) {
+            let Some(d) = self.known.get(key) else {
+                continue;
+            };
+            if let Some(relative) = d.cgroup_relative().filter(|_| !d.kernel_sees_creation()) {
+                let path = format!("/{relative}");
+                let _ = self.to_reader.send(ToReader::ExpectCgroup {
+                    path: path.clone(),
+                    expected: true,
+                });
+                self.announced.insert(key.clone(), path);
+            }
+        }
         self.labelled = labelled;
+    }
+
+    /// Announced containers whose cgroup the kernel did not report in time (announced too
+    /// late, or refused): traced from their task.
+    fn track_overdue(&mut self) {
+        let now = Instant::now();
+        for (key, pid, deadline) in std::mem::take(&mut self.awaiting) {
+            if self.registry.by_container_id(&key.1).is_some() || !self.labelled.contains(&key) {
+                continue;
+            }
+            if now >= deadline {
+                self.track_running(&key, pid, true);
+            } else {
+                self.awaiting.push((key, pid, deadline));
+            }
+        }
     }
 
     fn stop_tracing(&mut self, cgroup_id: u64, at_ms: i64) {

@@ -16,7 +16,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use super::skel::types;
 use super::{Kernel, KernelError};
 
-use super::codes::consts::PHASE_APP;
+use super::codes::consts::{EXPECTED_PATH_LEN, PHASE_APP};
 
 /// A cgroup's directory, held open (local storage is keyed by its descriptor), and its id
 /// (the directory's inode number, what `bpf_get_current_cgroup_id()` returns).
@@ -142,6 +142,25 @@ impl Kernel {
             ))
         } else {
             Some((cg_id.to_ne_bytes().to_vec(), &self.skel.maps.cgroup_hash))
+        }
+    }
+
+    /// Announces a cgroup path (relative to the cgroup2 mount, `/ns/id`) that the kernel
+    /// is to track from its creation although its name is not a container id, or withdraws
+    /// it. False if the path is too long to announce (it is then traced from its task).
+    pub fn expect_cgroup(&self, path: &str, expected: bool) -> bool {
+        let mut key = [0u8; EXPECTED_PATH_LEN as usize];
+        let bytes = path.as_bytes();
+        if bytes.len() >= key.len() || bytes.contains(&0) {
+            return false;
+        }
+        key[..bytes.len()].copy_from_slice(bytes);
+        let map = &self.skel.maps.expected_cgroups;
+        if expected {
+            map.update(&key, &[1], MapFlags::ANY).is_ok()
+        } else {
+            let _ = map.delete(&key);
+            true
         }
     }
 

@@ -93,6 +93,12 @@ pub enum ToReader {
     /// Forget sightings so continued use is seen again (a new epoch, or a Tracefile window
     /// rolled over: every container then reports its current use again).
     NewEpoch,
+    /// Track the cgroup at this path (relative to the cgroup2 mount) from its creation,
+    /// although its name is not a container id (`expected`), or no longer.
+    ExpectCgroup {
+        path: String,
+        expected: bool,
+    },
     /// Answered once every earlier request is applied (see `ReaderControl::applied`).
     Applied(tokio::sync::oneshot::Sender<()>),
     Shutdown,

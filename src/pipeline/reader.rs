@@ -272,6 +272,14 @@ impl Reader<'_> {
             }
             ToReader::NewEpoch => self.kernel.start_epoch(),
             ToReader::Forget { cgroup_id } => self.kernel.forget(cgroup_id),
+            ToReader::ExpectCgroup { path, expected } => {
+                if !self.kernel.expect_cgroup(&path, expected) {
+                    tracing::warn!(
+                        "cgroup {path} cannot be announced to the kernel (too long, or the \
+                         map is full): its container is traced from its task"
+                    );
+                }
+            }
             ToReader::Applied(done) => {
                 let _ = done.send(());
             }

@@ -101,8 +101,9 @@ impl Watcher {
         if late {
             tracing::warn!(
                 "container {} ({}): its cgroup {relative} is not named like a container \
-                 id, so it is traced from its task's creation on, not its cgroup's: its \
-                 first calls may be missing and the runtime's last set-up calls counted",
+                 id and the kernel did not track it from its creation (not announced in \
+                 time), so it is traced from its task on: its first calls may be missing \
+                 and the runtime's last set-up calls counted",
                 container.name,
                 key.0
             );
@@ -210,6 +211,37 @@ mod tests {
             path: path.into(),
             syscalls_detached: false,
         }
+    }
+
+    #[test]
+    fn a_cgroup_not_named_like_an_id_is_announced_to_the_kernel_while_labelled() {
+        let (to_writer, _from_watcher) = crossbeam_channel::unbounded();
+        let (to_reader, control) = control_channel().unwrap();
+        let mut watcher = Watcher::new("/x".into(), to_writer, to_reader, "/".into());
+        let web = watcher.learn(described("ns", "web", "/ns/web"));
+        let hex = watcher.learn(described("ns", LEAF, &format!("/ns/{LEAF}")));
+        let announced = |expected: bool| -> Vec<String> {
+            control
+                .rx
+                .try_iter()
+                .filter_map(|m| match m {
+                    ToReader::ExpectCgroup { path, expected: e } if e == expected => Some(path),
+                    _ => None,
+                })
+                .collect()
+        };
+        watcher.set_labelled([web.clone(), hex.clone()].into());
+        assert_eq!(
+            announced(true),
+            ["/ns/web"],
+            "an id-named cgroup needs none"
+        );
+        watcher.set_labelled([hex].into());
+        assert_eq!(
+            announced(false),
+            ["/ns/web"],
+            "withdrawn once no longer labelled"
+        );
     }
 
     #[test]
