@@ -127,12 +127,33 @@ impl Drop for Namespace {
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
+        // The runtime removes its containers' cgroups shortly after they end: retry for a
+        // while, innermost first (everything under these directories is the test's).
+        let hierarchies: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         for dir in self.cgroup_dirs.iter().rev() {
-            if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
-                for hierarchy in hierarchies.flatten() {
-                    let _ = std::fs::remove_dir(hierarchy.path().join(dir));
+            for hierarchy in &hierarchies {
+                let path = hierarchy.join(dir);
+                for _ in 0..30 {
+                    if !path.exists() || remove_tree(&path) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             }
         }
     }
+}
+
+/// Removes a cgroup directory and the (empty) cgroups under it; true if it is gone.
+fn remove_tree(dir: &Path) -> bool {
+    if let Ok(children) = std::fs::read_dir(dir) {
+        for child in children.flatten() {
+            if child.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&child.path());
+            }
+        }
+    }
+    std::fs::remove_dir(dir).is_ok() || !dir.exists()
 }
