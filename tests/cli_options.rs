@@ -42,7 +42,11 @@ fn options_docker_format_with_a_requirements_file() {
             "defaultErrnoRet": 1,
             "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}],
             "syscalls": [{
-                "names": ["_llseek", "execve", "futex", "mkdir", "read", "socketcall", "write"],
+                // Recorded and baseline, and the kernel's signal returns (x86_64 and i386).
+                "names": [
+                    "_llseek", "execve", "futex", "mkdir", "read", "restart_syscall",
+                    "rt_sigreturn", "sigreturn", "socketcall", "write"
+                ],
                 "action": "SCMP_ACT_ALLOW"
             }]
         })
@@ -112,7 +116,10 @@ fn options_compose_k8s_and_json_formats() {
     );
     assert_eq!(json["counts"]["syscalls"]["x86_64"], 5);
     assert_eq!(json["counts"]["syscalls"]["i386"], 3);
-    assert_eq!(json["counts"]["allowed_names"], 7);
+    assert_eq!(
+        json["counts"]["allowed_names"], 10,
+        "7 recorded + 3 signal returns"
+    );
     assert_eq!(json["baseline"]["source"], "file");
     assert_eq!(json["baseline"]["syscalls"], 3);
     assert_eq!(
@@ -214,10 +221,20 @@ fn options_from_a_store_selection() {
         )
     );
     let json = profile_json(&profile);
-    // Recorded this week (read, mkdir; i386 write) plus the baseline (execve, futex, write).
+    // Recorded this week (read, mkdir; i386 write) plus the baseline (execve, futex, write),
+    // and the kernel's signal returns.
     assert_eq!(
         json["syscalls"][0]["names"],
-        serde_json::json!(["execve", "futex", "mkdir", "read", "write"])
+        serde_json::json!([
+            "execve",
+            "futex",
+            "mkdir",
+            "read",
+            "restart_syscall",
+            "rt_sigreturn",
+            "sigreturn",
+            "write"
+        ])
     );
     assert_eq!(
         json["archMap"][0]["subArchitectures"],

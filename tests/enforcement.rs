@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::enforce::{baseline, options, run_restricted};
 use common::{docker, root_env, run_container, section, unique, Daemon, IMAGE};
+use ctrace::abi::Abi;
+use ctrace::profile::seccomp::signal_returns;
 
 const WORKLOAD: &str =
     "echo hello && ls / && chown 0:0 /tmp && cat /etc/hostname >/dev/null && echo done";
@@ -127,7 +129,11 @@ fn profile_from_a_trace_runs_the_workload_and_nothing_more() {
     let (allowed, arches) = allowed_names(&profile);
     let mut expected = tracefile_names(&traced);
     expected.extend(tracefile_names(&requirements));
-    assert_eq!(allowed, expected, "allowed = traced ∪ baseline");
+    expected.extend(signal_returns(Abi::X86_64).iter().map(|n| n.to_string()));
+    assert_eq!(
+        allowed, expected,
+        "allowed = traced ∪ baseline ∪ signal returns"
+    );
     assert_eq!(arches, vec!["SCMP_ARCH_X86_64".to_string()]);
     assert!(
         allowed.len() < 80,
@@ -158,4 +164,66 @@ fn i386_binary_runs_under_the_profile_of_its_own_trace() {
         assert!(allowed.contains(name), "{name} missing from {allowed:?}");
     }
     assert!(arches.contains(&"SCMP_ARCH_X86".to_string()), "{arches:?}");
+}
+
+const SIGNAL_IMAGE: &str = "ctrace-test/signalled";
+
+/// `docker run -d` under `opts`, USR1 sent during its pause; its exit code and output.
+fn signalled_run(opts: &[String]) -> (String, String) {
+    let mut args: Vec<&str> = vec!["run", "-d", "--network", "none"];
+    args.extend(opts.iter().map(String::as_str));
+    args.extend([SIGNAL_IMAGE, "/signalled"]);
+    let id = common::docker_ok(&args).trim().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _ = docker(&["kill", "--signal", "USR1", &id]);
+    let code = common::docker_ok(&["wait", &id]).trim().to_string();
+    let logs = docker(&["logs", &id]);
+    let _ = docker(&["rm", "--force", &id]);
+    (code, String::from_utf8_lossy(&logs.stdout).into_owned())
+}
+
+/// A handler's return is the kernel's doing (rt_sigreturn), made only when a signal comes:
+/// a trace without one does not hold it, and a profile without it kills the container at
+/// its first signal (runc init, which is Go, gets them at random: SIGURG preemption).
+#[test]
+fn a_signal_the_trace_never_saw_does_not_kill_the_container() {
+    let Some(_env) = root_env() else { return };
+    common::asm::build_signal_image(SIGNAL_IMAGE);
+    let daemon = Daemon::start(&[]);
+    let traced = trace(&daemon, SIGNAL_IMAGE, &["/signalled"], "exit_group");
+    assert!(
+        !tracefile_names(&traced).contains("rt_sigreturn"),
+        "the trace saw no signal"
+    );
+    let requirements = baseline(&daemon);
+    let profile = daemon.dir.path().join("profile.json");
+    let opts = options(&traced, &requirements, &profile);
+    let (code, out) = signalled_run(&opts);
+    assert_eq!(
+        (code.as_str(), out.as_str()),
+        ("0", "signalled\ndone\n"),
+        "{}",
+        evidence(&traced, &profile)
+    );
+
+    // The same profile without the signal returns: the signal kills it (SIGSEGV).
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    let names = json["syscalls"][0]["names"].as_array_mut().unwrap();
+    names.retain(|n| !signal_returns(Abi::X86_64).contains(&n.as_str().unwrap()));
+    let without = daemon.dir.path().join("without-returns.json");
+    std::fs::write(&without, json.to_string()).unwrap();
+    let seccomp = format!("seccomp={}", without.display());
+    let opts: Vec<String> = opts
+        .iter()
+        .map(|o| {
+            if o.starts_with("seccomp=") {
+                seccomp.clone()
+            } else {
+                o.clone()
+            }
+        })
+        .collect();
+    let (code, _) = signalled_run(&opts);
+    assert_eq!(code, "139", "died of SIGSEGV at the signal");
 }

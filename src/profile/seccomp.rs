@@ -83,15 +83,37 @@ pub fn abis(tracefile: &Tracefile) -> Vec<Abi> {
     abis
 }
 
-/// Every allowed name, sorted: the union over the ABIs.
-pub fn allowed_names(tracefile: &Tracefile) -> BTreeSet<String> {
+/// The kernel's returns from a signal handler and its restart of an interrupted call, per
+/// ABI. A program does not call them: the kernel arranges them whenever a handler runs,
+/// which depends on timing (runc init is Go, whose scheduler preempts its threads with
+/// SIGURG under the container's filter), so a trace holds them only by chance. Refused,
+/// the task dies of SIGSEGV. Every profile allows them; they grant nothing.
+pub fn signal_returns(abi: Abi) -> &'static [&'static str] {
+    match abi {
+        Abi::I386 => &["restart_syscall", "rt_sigreturn", "sigreturn"],
+        Abi::X86_64 | Abi::X32 => &["restart_syscall", "rt_sigreturn"],
+    }
+}
+
+/// Every name the Tracefile recorded, sorted: the union over the ABIs.
+fn recorded_names(tracefile: &Tracefile) -> BTreeSet<String> {
     tracefile.syscalls.values().flatten().cloned().collect()
 }
 
-/// Per ABI of the filter, the allowed names that exist in that ABI's table although they
+/// Every allowed name, sorted: what was recorded (the union over the ABIs) and the
+/// [`signal_returns`] of the filter's ABIs.
+pub fn allowed_names(tracefile: &Tracefile) -> BTreeSet<String> {
+    let mut names = recorded_names(tracefile);
+    for abi in abis(tracefile) {
+        names.extend(signal_returns(abi).iter().map(|n| n.to_string()));
+    }
+    names
+}
+
+/// Per ABI of the filter, the recorded names that exist in that ABI's table although they
 /// were not recorded for it: what the single name list widens.
 pub fn cross_abi(tracefile: &Tracefile) -> BTreeMap<Abi, BTreeSet<String>> {
-    let all = allowed_names(tracefile);
+    let all = recorded_names(tracefile);
     let empty = BTreeSet::new();
     abis(tracefile)
         .into_iter()
@@ -221,7 +243,10 @@ mod tests {
                     "subArchitectures": ["SCMP_ARCH_X86"]
                 }],
                 "syscalls": [{
-                    "names": ["execve", "exit", "exit_group", "socketcall", "write"],
+                    "names": [
+                        "execve", "exit", "exit_group", "restart_syscall", "rt_sigreturn",
+                        "sigreturn", "socketcall", "write"
+                    ],
                     "action": "SCMP_ACT_ALLOW"
                 }]
             })
@@ -246,7 +271,10 @@ mod tests {
             json["syscalls"],
             serde_json::json!([
                 {
-                    "names": ["execve", "exit", "exit_group", "socketcall", "write"],
+                    "names": [
+                        "execve", "exit", "exit_group", "restart_syscall", "rt_sigreturn",
+                        "sigreturn", "socketcall", "write"
+                    ],
                     "action": "SCMP_ACT_ALLOW"
                 },
                 {"names": ["clone3", "fchmodat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
@@ -254,7 +282,11 @@ mod tests {
             ])
         );
         let profile = SeccompProfile::from_tracefile(&tf);
-        assert_eq!(profile.allowed().count(), 5);
+        assert_eq!(
+            profile.allowed().count(),
+            8,
+            "recorded, and i386's and x86_64's returns"
+        );
     }
 
     #[test]
@@ -267,9 +299,12 @@ mod tests {
         tf.add_syscall(Abi::X32, "read");
         let profile = SeccompProfile::from_tracefile(&tf);
         assert_eq!(profile.arch_map[0].sub_architectures, ["SCMP_ARCH_X32"]);
-        assert!(SeccompProfile::from_tracefile(&Tracefile::default())
-            .syscalls
-            .is_empty());
+        // Nothing recorded: only the kernel's signal returns.
+        let empty = SeccompProfile::from_tracefile(&Tracefile::default());
+        assert_eq!(
+            empty.allowed().collect::<Vec<_>>(),
+            signal_returns(Abi::X86_64)
+        );
     }
 
     #[test]

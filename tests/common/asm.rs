@@ -115,3 +115,52 @@ pub fn build_i386_image(tag: &str) {
         ],
     );
 }
+
+/// A static x86_64 program: a SIGUSR1 handler (writes "signalled", returns through its
+/// restorer: rt_sigreturn), a 2 s nanosleep, then "done" and exit 0. Without a signal it
+/// never calls rt_sigreturn.
+const SIGNAL_ASM: &str = r#"
+    .globl _start
+    .text
+_start:
+    movl $13, %eax
+    movl $10, %edi
+    leaq act(%rip), %rsi
+    xorl %edx, %edx
+    movl $8, %r10d
+    syscall
+    movl $35, %eax
+    leaq ts(%rip), %rdi
+    xorl %esi, %esi
+    syscall
+    movl $1, %eax
+    movl $1, %edi
+    leaq done(%rip), %rsi
+    movl $5, %edx
+    syscall
+    movl $231, %eax
+    xorl %edi, %edi
+    syscall
+handler:
+    movl $1, %eax
+    movl $1, %edi
+    leaq sig(%rip), %rsi
+    movl $10, %edx
+    syscall
+    ret
+restorer:
+    movl $15, %eax
+    syscall
+    .data
+act: .quad handler, 0x04000000, restorer, 0
+ts: .quad 2, 0
+done: .ascii "done\n"
+sig: .ascii "signalled\n"
+"#;
+
+/// An image of [`SIGNAL_ASM`] as `/signalled`.
+pub fn build_signal_image(tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assemble(dir.path(), "signalled", SIGNAL_ASM, &[], &[]);
+    import_image(tag, &[(&bin, "signalled")]);
+}
