@@ -8,9 +8,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::enforce::{baseline, options, run_restricted};
+use common::enforce::{baseline, baseline_of, options, run_restricted};
 use common::programs::{self, THREADS_BIN};
-use common::{ctrace, docker, docker_ok, missing, path, root_env, section, unique, Daemon};
+use common::{docker, docker_ok, missing, root_env, section, unique, Daemon};
 
 const IMAGE: &str = "ctrace-test/threads-crun";
 
@@ -41,21 +41,7 @@ fn crun_has_a_baseline_of_its_own_and_its_profile_runs_under_crun() {
 
     // Both runtimes' baselines, kept apart in one store.
     let runc = baseline(&daemon);
-    let crun = daemon.dir.path().join("requirements-crun");
-    let recorded = ctrace(&[
-        "requirements",
-        "--db",
-        path(&daemon.db()),
-        "--runtime",
-        "crun",
-        "--output",
-        path(&crun),
-    ]);
-    assert!(
-        recorded.status.success(),
-        "requirements --runtime crun: {}",
-        String::from_utf8_lossy(&recorded.stderr)
-    );
+    let crun = baseline_of(&daemon, Some("crun"));
     let (runc_calls, crun_calls) = (calls(&runc), calls(&crun));
     // Both end in the entrypoint's execve, under the container's filter.
     for calls in [&runc_calls, &crun_calls] {

@@ -8,17 +8,26 @@ use super::env::docker;
 
 /// `ctrace requirements`: the runtime baseline, recorded from the daemon's store.
 pub fn baseline(daemon: &Daemon) -> PathBuf {
-    let out = daemon.dir.path().join("requirements");
-    let run = ctrace(&[
-        "requirements",
-        "--db",
-        path(&daemon.db()),
-        "--output",
-        path(&out),
-    ]);
+    baseline_of(daemon, None)
+}
+
+/// `ctrace requirements [--runtime NAME]`: the baseline of the engine's default OCI runtime,
+/// or of `runtime`, written to `requirements[-NAME]` in the daemon's directory.
+pub fn baseline_of(daemon: &Daemon, runtime: Option<&str>) -> PathBuf {
+    let out = match runtime {
+        Some(name) => daemon.dir.path().join(format!("requirements-{name}")),
+        None => daemon.dir.path().join("requirements"),
+    };
+    let db = daemon.db();
+    let mut args = vec!["requirements", "--db", path(&db)];
+    if let Some(name) = runtime {
+        args.extend(["--runtime", name]);
+    }
+    args.extend(["--output", path(&out)]);
+    let run = ctrace(&args);
     assert!(
         run.status.success(),
-        "requirements: {}",
+        "requirements {runtime:?}: {}",
         String::from_utf8_lossy(&run.stderr)
     );
     out
